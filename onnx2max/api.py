@@ -1,0 +1,87 @@
+"""The public entry points: :func:`from_onnx` and :func:`from_onnx_many`."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import onnx
+
+from . import ops as _ops  # noqa: F401  (registers the converters)
+from .compiler import build, resolve_device
+from .load import load_model
+from .model import CompiledModel
+from .prepare import prepare
+
+ModelLike = "str | os.PathLike | onnx.ModelProto"
+
+
+def from_onnx(
+    model: str | os.PathLike | onnx.ModelProto,
+    *,
+    device="cpu",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    progress: bool | None = None,
+) -> CompiledModel:
+    """Translate an ONNX model to MAX, compile it and return a runnable model.
+
+    Pipeline: load (ONNX checker) -> prepare (static input shapes, ONNX shape inference,
+    constant folding with onnx's reference evaluator) -> lower (one converter per node to
+    ``max.graph.ops``) -> compile (MAX ``InferenceSession``, through the compile cache).
+
+    Args:
+        model: path of an ``.onnx`` file (external data is read only from its folder) or an
+            ``onnx.ModelProto``.
+        device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or a MAX ``DeviceRef``.
+        input_shapes: ``{input name: shape}`` fixing symbolic dims, e.g. ``{"x": (1, 3, 224, 224)}``.
+        cache_dir: folder of the compile cache; default ``$ONNX2MAX_CACHE_DIR`` or
+            ``~/.cache/onnx2max``; ``False`` disables caching.
+        progress: show compile progress on stderr; default: when stderr is a terminal.
+
+    Returns:
+        A :class:`~onnx2max.model.CompiledModel` with ``run(output_names, feed)``.
+
+    Raises:
+        ModelLoadError: the file cannot be read or is not ONNX.
+        InvalidModelError: the checker rejects the model, or symbolic dims are left unresolved
+            (the message names each one and shows the ``input_shapes`` to pass).
+        InputError: ``input_shapes`` names unknown inputs or contradicts the model.
+        UnsupportedOpError: lists every node whose (domain, op type, opset) has no converter.
+        ConversionError: a node uses an attribute value or dynamic input that MAX cannot take.
+        DeviceError: the device does not exist on this machine.
+        CompileError: MAX failed to compile the graph.
+    """
+    return from_onnx_many(
+        [model], device=device, input_shapes=[input_shapes], cache_dir=cache_dir, progress=progress
+    )[0]
+
+
+def from_onnx_many(
+    models: Sequence[str | os.PathLike | onnx.ModelProto],
+    *,
+    device="cpu",
+    input_shapes: Sequence[Mapping[str, Sequence[int]] | None] | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    progress: bool | None = None,
+) -> list[CompiledModel]:
+    """Translate several ONNX models and compile them together in one MAX compile.
+
+    MAX pays about 30 s of fixed work per compile, so compiling N models together costs far
+    less than N compiles. Arguments are as for :func:`from_onnx`; ``input_shapes`` is one entry
+    per model (or ``None``). Every model is checked before anything is compiled.
+
+    Returns:
+        One :class:`~onnx2max.model.CompiledModel` per model, in order.
+    """
+    dev = resolve_device(device)
+    shapes = list(input_shapes) if input_shapes is not None else [None] * len(models)
+    if len(shapes) != len(models):
+        raise ValueError(f"{len(models)} models but {len(shapes)} input_shapes entries")
+    prepared = []
+    for m, s in zip(models, shapes):
+        proto, source = load_model(m)
+        prepared.append(prepare(proto, source, s))
+    label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
+    built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label)
+    return [CompiledModel(b, dev) for b in built]

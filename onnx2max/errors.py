@@ -1,0 +1,76 @@
+"""Typed errors raised by onnx2max.
+
+Every error onnx2max raises on purpose derives from :class:`Onnx2MaxError`, so a caller can
+catch one type. Each message names the file, node, op type, input or tensor concerned and what
+was expected, and where there is one, what to do next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Onnx2MaxError(Exception):
+    """Base class of every error onnx2max raises on purpose."""
+
+
+class ModelLoadError(Onnx2MaxError):
+    """The model file could not be read or parsed (missing, not ONNX, truncated, bad external data)."""
+
+
+class InvalidModelError(Onnx2MaxError):
+    """The model was read but is not a valid ONNX model (checker, opset, shapes, structure)."""
+
+
+@dataclass(frozen=True)
+class UnsupportedNode:
+    """One node that no converter handles: its name, domain, op type and the model's opset."""
+
+    node: str
+    domain: str
+    op_type: str
+    opset: int
+    reason: str = ""
+
+    def describe(self) -> str:
+        dom = self.domain or "ai.onnx"
+        text = f"{self.op_type} ({dom}, opset {self.opset}) in node '{self.node}'"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+class UnsupportedOpError(Onnx2MaxError):
+    """One or more nodes use an (domain, op type, opset) that onnx2max cannot translate.
+
+    Attributes:
+        nodes: every unsupported node of the graph, collected before any compile starts.
+    """
+
+    def __init__(self, nodes: list[UnsupportedNode]):
+        self.nodes = list(nodes)
+        kinds = sorted({(n.domain or "ai.onnx", n.op_type, n.opset) for n in self.nodes})
+        lines = [f"{len(self.nodes)} node(s) use ops that onnx2max does not support:"]
+        lines += [f"  - {n.describe()}" for n in self.nodes[:50]]
+        if len(self.nodes) > 50:
+            lines.append(f"  ... and {len(self.nodes) - 50} more")
+        lines.append(
+            "Unsupported (domain, op type, opset): "
+            + ", ".join(f"({d}, {o}, {v})" for d, o, v in kinds)
+        )
+        lines.append("See README.md 'Supported ops'; re-export the model with other ops if you can.")
+        super().__init__("\n".join(lines))
+
+
+class ConversionError(Onnx2MaxError):
+    """A supported op was used in a way onnx2max cannot translate (attribute value, dynamic input)."""
+
+
+class CompileError(Onnx2MaxError):
+    """MAX failed to compile the translated graph."""
+
+
+class DeviceError(Onnx2MaxError):
+    """The requested device does not exist on this machine or is not recognised."""
+
+
+class InputError(Onnx2MaxError, ValueError):
+    """Inputs given at run time do not match the model: names, dtypes, shapes or devices."""

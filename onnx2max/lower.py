@@ -1,0 +1,414 @@
+"""Stage 3: lower a prepared ONNX graph to a ``max.graph.Graph``, one converter per node.
+
+Converters (``onnx2max/ops/*.py``) receive a :class:`NodeContext`, which binds inputs,
+constant inputs and attributes (with the operator schema's defaults) so that a converter's body
+reads like the operator's spec. Initializers and large folded tensors become MAX ``Weight``s
+named ``g<k>_w<i>`` (never after the ONNX initializer name), so two models of one architecture
+share a compiled artifact; their values are supplied at ``init`` time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from max.dtype import DType
+from max.graph import DeviceRef, Graph, TensorType, TensorValue, Weight, ops
+from onnx import helper
+
+from . import dtypes, registry
+from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
+from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
+from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node
+
+#: folded tensors (not initializers from the file) up to this many elements become graph
+#: constants; larger ones become weights.
+SMALL_CONSTANT = 16
+
+_MISSING = object()
+
+
+def check_supported(p: Prepared) -> None:
+    """Raise :class:`UnsupportedOpError` listing every node (subgraphs included) with no converter."""
+    bad: list[UnsupportedNode] = []
+
+    def walk(nodes):
+        for n in nodes:
+            opset = p.opset(n.domain)
+            r = registry.resolve(n.domain, n.op_type, opset)
+            if r is None or isinstance(r, UnsupportedNode):
+                reason = r.reason if isinstance(r, UnsupportedNode) else ""
+                if n.domain not in STANDARD_DOMAINS and n.domain not in p.opsets:
+                    reason = f"the model imports no opset for domain '{n.domain}'"
+                bad.append(UnsupportedNode(n.name or (n.output[0] if n.output else "?"),
+                                           n.domain, n.op_type, opset, reason))
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g.node)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for sg in a.graphs:
+                        walk(sg.node)
+
+    walk(p.nodes)
+    if bad:
+        raise UnsupportedOpError(bad)
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(domain: str, op_type: str, opset: int):
+    try:
+        return onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain=domain)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def _attr_value(a: onnx.AttributeProto) -> Any:
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, list) and v and isinstance(v[0], bytes):
+        return [x.decode("utf-8") for x in v]
+    if isinstance(v, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(v)
+    return v
+
+
+def static_shape(x: TensorValue) -> tuple[int, ...]:
+    """The static shape of a MAX tensor value as a tuple of ints."""
+    return tuple(int(d) for d in x.shape)
+
+
+@dataclass
+class _Entry:
+    first: TensorValue | None = None  # the ONNX (channels-first) layout
+    last: TensorValue | None = None  # channels-last form, when a layout-aware op made one
+    const: np.ndarray | None = None  # known at conversion time
+
+
+@dataclass
+class LoweredGraph:
+    """What lowering produced beside the MAX graph itself.
+
+    Attributes:
+        weights: ``(weight name in MAX, ONNX value name)`` for every ``Weight``.
+        consumed: ONNX value names whose *values* shaped the graph (read as constants).
+        outputs: the graph outputs with the dtypes and shapes MAX computes.
+    """
+
+    weights: list[tuple[str, str]] = field(default_factory=list)
+    consumed: set[str] = field(default_factory=set)
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+
+class NodeContext:
+    """Binds one node's inputs and attributes for its converter.
+
+    Inputs are addressed by position (``ctx.input(0)``). An absent optional input (missing or
+    empty name) reads as ``None``.
+    """
+
+    def __init__(self, lowering: "_Lowering", node: onnx.NodeProto, opset: int):
+        self._l = lowering
+        self.node = node
+        self.op_type = node.op_type
+        self.domain = node.domain
+        self.opset = opset
+        self.name = node.name or (node.output[0] if node.output else "?")
+        self._attrs = {a.name: a for a in node.attribute}
+        self.channels_last_mode = False
+        self.device = lowering.device
+
+    # ---- messages
+    @property
+    def where(self) -> str:
+        return f"{self.op_type} node '{self.name}' (opset {self.opset})"
+
+    def error(self, message: str) -> ConversionError:
+        """A :class:`ConversionError` naming this node; ``raise ctx.error(...)``."""
+        return ConversionError(f"{self._l.p.source}: {self.where}: {message}")
+
+    # ---- attributes
+    def attr(self, name: str, default: Any = _MISSING) -> Any:
+        """Attribute ``name``; else ``default``; else the schema's default; else ``None``."""
+        a = self._attrs.get(name)
+        if a is not None:
+            return _attr_value(a)
+        if default is not _MISSING:
+            return default
+        schema = _schema(self.domain, self.op_type, self.opset)
+        if schema is not None and name in schema.attributes:
+            d = schema.attributes[name].default_value
+            if d.type != onnx.AttributeProto.UNDEFINED:
+                return _attr_value(d)
+        return None
+
+    def has_attr(self, name: str) -> bool:
+        return name in self._attrs
+
+    # ---- inputs
+    @property
+    def num_inputs(self) -> int:
+        return len(self.node.input)
+
+    def has_input(self, i: int) -> bool:
+        return i < len(self.node.input) and self.node.input[i] != ""
+
+    def input_name(self, i: int) -> str:
+        return self.node.input[i]
+
+    def is_const(self, i: int) -> bool:
+        return self.has_input(i) and self._l.env[self.node.input[i]].const is not None
+
+    def input(self, i: int) -> TensorValue | None:
+        """Input ``i`` as a MAX tensor (channels-last form in channels-last mode)."""
+        if not self.has_input(i):
+            return None
+        name = self.node.input[i]
+        if self.channels_last_mode:
+            e = self._l.env[name]
+            if e.last is not None:
+                return e.last
+        return self._l.tensor(name)
+
+    def inputs(self) -> list[TensorValue | None]:
+        return [self.input(i) for i in range(self.num_inputs)]
+
+    def const(self, i: int, required: bool = True) -> np.ndarray | None:
+        """Input ``i``'s value, known at conversion time (an initializer, Constant or folded).
+
+        Raises ConversionError when ``required`` and the value is only known at run time.
+        """
+        if not self.has_input(i):
+            return None
+        name = self.node.input[i]
+        e = self._l.env[name]
+        if e.const is None:
+            if required:
+                raise self.error(
+                    f"input {i} ('{name}') must be known at conversion time (an initializer, a "
+                    "Constant, or computed from static shapes), but it is computed at run time"
+                )
+            return None
+        self._l.lowered.consumed.add(name)
+        return e.const
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        """Static shape of input ``i`` in ONNX (channels-first) layout."""
+        e = self._l.env[self.node.input[i]]
+        if e.const is not None:
+            return tuple(e.const.shape)
+        if e.first is not None:
+            return static_shape(e.first)
+        return first_shape_of_last(static_shape(e.last))
+
+    def rank(self, i: int) -> int:
+        return len(self.shape(i))
+
+    def dtype(self, i: int) -> DType:
+        """MAX dtype of input ``i``."""
+        e = self._l.env[self.node.input[i]]
+        if e.const is not None:
+            return dtypes.max_from_numpy(e.const.dtype)
+        return (e.first if e.first is not None else e.last).dtype
+
+    def has_last(self, i: int) -> bool:
+        """Whether input ``i`` already exists in channels-last form (no permute needed)."""
+        return self.has_input(i) and self._l.env[self.node.input[i]].last is not None
+
+    def input_last(self, i: int) -> TensorValue:
+        """Input ``i`` in channels-last layout (N, spatial..., C); made once and remembered."""
+        e = self._l.env[self.node.input[i]]
+        if e.last is None:
+            e.last = channels_last(self._l.tensor(self.node.input[i]))
+        return e.last
+
+    # ---- outputs
+    @property
+    def num_outputs(self) -> int:
+        return len(self.node.output)
+
+    def output_used(self, k: int) -> bool:
+        return k < len(self.node.output) and self.node.output[k] != ""
+
+    def expected_output(self, k: int) -> tuple[int, tuple | None] | None:
+        """``(elem_type, shape)`` ONNX shape inference gave output ``k``, if any."""
+        return self._l.p.types.get(self.node.output[k])
+
+    # ---- helpers
+    def constant(self, value, dtype: DType | None = None) -> TensorValue:
+        """A graph constant on this graph's device."""
+        arr = np.asarray(value)
+        dt = dtype if dtype is not None else dtypes.max_from_numpy(arr.dtype)
+        return ops.constant(arr, dt, device=self.device)
+
+
+class _Lowering:
+    def __init__(self, p: Prepared, device: DeviceRef, prefix: str):
+        self.p = p
+        self.device = device
+        self.prefix = prefix
+        self.env: dict[str, _Entry] = {}
+        self.lowered = LoweredGraph()
+        self._weight_ids: dict[str, TensorValue] = {}
+
+    def tensor(self, name: str) -> TensorValue:
+        e = self.env.get(name)
+        if e is None:
+            raise ConversionError(f"{self.p.source}: value '{name}' is used but never produced")
+        if e.first is not None:
+            return e.first
+        if e.last is not None:
+            e.first = channels_first(e.last)
+            return e.first
+        e.first = self._materialize(name, e.const)
+        return e.first
+
+    def _materialize(self, name: str, arr: np.ndarray) -> TensorValue:
+        if arr.dtype == object or arr.dtype.kind in "USO":
+            raise ConversionError(
+                f"{self.p.source}: tensor '{name}' holds strings, which MAX cannot represent"
+            )
+        if name in self.p.folded and arr.size <= SMALL_CONSTANT or name not in self.p.values:
+            self.lowered.consumed.add(name)
+            return ops.constant(np.ascontiguousarray(arr), dtypes.max_from_numpy(arr.dtype),
+                                device=self.device)
+        wname = f"{self.prefix}w{len(self.lowered.weights)}"
+        w = Weight(wname, dtypes.max_from_numpy(arr.dtype), list(arr.shape), self.device)
+        self.lowered.weights.append((wname, name))
+        return TensorValue(w)
+
+    def store(self, ctx: NodeContext, k: int, result) -> None:
+        name = ctx.node.output[k]
+        if not name:
+            return
+        if isinstance(result, ChannelsLast):
+            e = _Entry(last=result.value)
+            got = first_shape_of_last(static_shape(result.value))
+            got_dtype = result.value.dtype
+        elif isinstance(result, np.ndarray) or np.isscalar(result):
+            arr = np.asarray(result)
+            e = _Entry(const=arr)
+            got, got_dtype = tuple(arr.shape), dtypes.max_from_numpy(arr.dtype)
+        elif isinstance(result, TensorValue):
+            e = _Entry(first=result)
+            got, got_dtype = static_shape(result), result.dtype
+        elif result is None:
+            raise ctx.error(f"output {k} ('{name}') is used but the converter does not produce it")
+        else:
+            e = _Entry(first=TensorValue(result))
+            got, got_dtype = static_shape(e.first), e.first.dtype
+        want = self.p.types.get(name)
+        if want is not None:
+            elem, shape = want
+            if elem and dtypes.is_supported(elem) and dtypes.to_max(elem) != got_dtype:
+                raise ctx.error(
+                    f"output {k} ('{name}') came out as {got_dtype}, but ONNX shape inference "
+                    f"says {dtypes.onnx_type_name(elem)} (a converter bug; please report it)"
+                )
+            if shape is not None and all(isinstance(d, int) for d in shape) and tuple(shape) != got:
+                raise ctx.error(
+                    f"output {k} ('{name}') came out with shape {got}, but ONNX shape "
+                    f"inference says {tuple(shape)} (a converter bug; please report it)"
+                )
+        self.env[name] = e
+
+
+def _try_fold_at_lowering(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarray] | None:
+    if node.domain not in STANDARD_DOMAINS or node.op_type in _NO_FOLD:
+        return None
+    present = [i for i in node.input if i]
+    if not all(lw.env[i].const is not None for i in present):
+        return None
+    outs = fold_node(node, {i: lw.env[i].const for i in present}, lw.p.opsets)
+    if outs is not None:
+        lw.lowered.consumed.update(present)
+    return outs
+
+
+def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
+    """Run a layout-agnostic elementwise op on channels-last forms when that saves permutes."""
+    names = [n for n in ctx.node.input if n]
+    entries = [lw.env[n] for n in names]
+    tensors = [e for e in entries if e.const is None]
+    if not tensors or not any(e.first is None and e.last is not None for e in tensors):
+        return False
+    if not all(e.last is not None for e in tensors):
+        return False
+    shapes = {static_shape(e.last) for e in tensors}
+    if len(shapes) != 1:
+        return False
+    return all(e.const.size == 1 and e.const.ndim <= 1 for e in entries if e.const is not None)
+
+
+def lower_graph(
+    p: Prepared, device: DeviceRef, graph_name: str, prefix: str, module=None
+) -> tuple[Graph, LoweredGraph]:
+    """Build the MAX graph of a prepared model.
+
+    Args:
+        p: the prepared model.
+        device: MAX ``DeviceRef`` for inputs, weights and computation.
+        graph_name: name of the MAX graph (canonical, e.g. ``g0``).
+        prefix: prefix of weight names (canonical, e.g. ``g0_``).
+        module: a ``max.graph.Module`` to add the graph to (several graphs, one compile).
+
+    Raises:
+        UnsupportedOpError: see :func:`check_supported`.
+        ConversionError: a node cannot be translated; the message names node and op.
+    """
+    check_supported(p)
+    lw = _Lowering(p, device, prefix)
+    input_types = [TensorType(dtypes.to_max(s.elem_type), list(s.shape), device) for s in p.inputs]
+    kwargs = {"module": module} if module is not None else {}
+    with Graph(graph_name, input_types=input_types, **kwargs) as g:
+        for s, v in zip(p.inputs, g.inputs):
+            lw.env[s.name] = _Entry(first=v.tensor)
+        for name, arr in p.values.items():
+            lw.env.setdefault(name, _Entry(const=arr))
+        for node in p.nodes:
+            for i in node.input:
+                if i and i not in lw.env:
+                    raise ConversionError(
+                        f"{p.source}: {node.op_type} node '{node.name}' reads '{i}', which no "
+                        "node, input or initializer produces before it"
+                    )
+            folded = _try_fold_at_lowering(lw, node)
+            if folded is not None:
+                for name, arr in zip(node.output, folded):
+                    if name:
+                        lw.env[name] = _Entry(const=arr)
+                continue
+            opset = p.opset(node.domain)
+            conv = registry.resolve(node.domain, node.op_type, opset)
+            ctx = NodeContext(lw, node, opset)
+            if conv.layout_agnostic and _use_channels_last(ctx, lw):
+                ctx.channels_last_mode = True
+            try:
+                result = conv.fn(ctx)
+            except Onnx2MaxError:
+                raise
+            except Exception as e:
+                raise ctx.error(f"{type(e).__name__}: {e}") from e
+            if ctx.channels_last_mode and isinstance(result, TensorValue):
+                result = ChannelsLast(result)
+            results = list(result) if isinstance(result, (list, tuple)) else [result]
+            for k in range(len(node.output)):
+                if not node.output[k]:
+                    continue
+                if k >= len(results):
+                    raise ctx.error(f"output {k} ('{node.output[k]}') is not produced")
+                lw.store(ctx, k, results[k])
+        outs = []
+        for name in p.outputs:
+            if name not in lw.env:
+                raise ConversionError(f"{p.source}: graph output '{name}' is never produced")
+            outs.append(lw.tensor(name))
+        g.output(*outs)
+        for name, t in zip(p.outputs, outs):
+            dt = t.dtype
+            elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == dt)
+            lw.lowered.outputs.append(TensorSpec(name, static_shape(t), elem))
+    return g, lw.lowered

@@ -1,0 +1,207 @@
+"""Stage 5: the compiled model, run with onnxruntime's conventions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .compiler import Built, Device
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """A graph input or output: ``name``, static ``shape`` (tuple of ints), numpy ``dtype``,
+    and for inputs whether the model has a ``default`` (an initializer, IR >= 4)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    has_default: bool = False
+
+    @property
+    def type(self) -> str:
+        """onnxruntime-style type string, e.g. ``tensor(float)``."""
+        names = {"float32": "float", "float64": "double"}
+        return f"tensor({names.get(self.dtype.name, self.dtype.name)})"
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "__dlpack__")
+
+
+class CompiledModel:
+    """An ONNX model compiled by MAX, ready to run.
+
+    Created by :func:`onnx2max.from_onnx`. Inputs and outputs follow onnxruntime's
+    ``InferenceSession``: :meth:`run` takes ``{input name: array}`` and returns a list of numpy
+    arrays. numpy arrays are taken as they are (non-contiguous ones are copied); torch tensors
+    on the CPU are taken through DLPack and, when any input is a torch tensor, :meth:`__call__`
+    returns torch tensors. Dtypes and shapes must match exactly: nothing is cast silently.
+
+    Attributes:
+        inputs / outputs: lists of :class:`IOSpec`.
+        source: the model file, or ``"<ModelProto>"``.
+        device: ``"cpu"`` or ``"gpu:N"``.
+        cache_hit: whether the compiled graph came from the compile cache.
+        compile_seconds: wall time of the compile or the cache load, in seconds.
+    """
+
+    def __init__(self, built: Built, device: Device):
+        p = built.prepared
+        self._built = built
+        self._model = built.model
+        self._device = device
+        self._defaults = {k: np.ascontiguousarray(v) for k, v in p.defaults.items()}
+        self.inputs = [IOSpec(s.name, s.shape, s.dtype, s.name in p.defaults) for s in p.inputs]
+        self.outputs = [IOSpec(s.name, s.shape, s.dtype) for s in built.outputs]
+        self.source = p.source
+        self.device = device.label
+        self.cache_hit = built.cache_hit
+        self.compile_seconds = built.compile_seconds
+        self._out_index = {s.name: i for i, s in enumerate(self.outputs)}
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{s.name}: {s.dtype}{list(s.shape)}" for s in self.inputs)
+        outs = ", ".join(f"{s.name}: {s.dtype}{list(s.shape)}" for s in self.outputs)
+        return f"CompiledModel({self.source!r}, device={self.device!r}, inputs=[{ins}], outputs=[{outs}])"
+
+    def get_inputs(self) -> list[IOSpec]:
+        """The graph inputs (as onnxruntime's ``InferenceSession.get_inputs``)."""
+        return list(self.inputs)
+
+    def get_outputs(self) -> list[IOSpec]:
+        """The graph outputs (as onnxruntime's ``InferenceSession.get_outputs``)."""
+        return list(self.outputs)
+
+    # ---- inputs
+    def _to_numpy(self, spec: IOSpec, value: Any) -> np.ndarray:
+        if _is_torch(value):
+            dev = getattr(value, "device", None)
+            if dev is not None and getattr(dev, "type", "cpu") != "cpu":
+                raise InputError(
+                    f"input '{spec.name}' is a torch tensor on {dev}; this model runs on "
+                    f"{self.device}: pass value.cpu()"
+                )
+            value = value.detach()
+            if getattr(value, "is_conj", lambda: False)():
+                value = value.resolve_conj()
+            return np.from_dlpack(value.contiguous())
+        if isinstance(value, np.ndarray):
+            return value
+        if hasattr(value, "to_numpy") and type(value).__module__.startswith("max"):
+            return value.to_numpy()
+        if isinstance(value, (list, tuple, int, float, bool, np.generic)):
+            return np.asarray(value, dtype=spec.dtype)
+        raise InputError(
+            f"input '{spec.name}' is a {type(value).__name__}; expected a numpy array, a torch "
+            "tensor or a max.driver.Buffer"
+        )
+
+    def _check(self, spec: IOSpec, arr: np.ndarray) -> np.ndarray:
+        if arr.dtype != spec.dtype:
+            raise InputError(
+                f"input '{spec.name}' has dtype {arr.dtype}; the model expects {spec.dtype} "
+                f"with shape {spec.shape}. Convert it, e.g. x.astype(np.{spec.dtype.name})"
+            )
+        if tuple(arr.shape) != spec.shape:
+            raise InputError(
+                f"input '{spec.name}' has shape {tuple(arr.shape)}; the model was compiled for "
+                f"{spec.shape}. Convert again with input_shapes={{'{spec.name}': {tuple(arr.shape)}}}"
+                " to run this shape"
+            )
+        return np.ascontiguousarray(arr)
+
+    def _feed(self, feed: Mapping[str, Any]) -> tuple[list[np.ndarray], bool]:
+        if not isinstance(feed, Mapping):
+            raise InputError(
+                f"inputs must be a mapping {{input name: array}}, not {type(feed).__name__}"
+            )
+        names = [s.name for s in self.inputs]
+        unknown = [k for k in feed if k not in names]
+        if unknown:
+            raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
+        arrays, missing, any_torch = [], [], False
+        for spec in self.inputs:
+            if spec.name in feed:
+                v = feed[spec.name]
+                any_torch |= _is_torch(v)
+                arrays.append(self._check(spec, self._to_numpy(spec, v)))
+            elif spec.name in self._defaults:
+                arrays.append(self._defaults[spec.name])
+            else:
+                missing.append(spec.name)
+        if missing:
+            raise InputError(
+                f"missing input(s) {missing}; expected "
+                + ", ".join(f"{s.name}: {s.dtype}{list(s.shape)}" for s in self.inputs)
+            )
+        return arrays, any_torch
+
+    def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self._device.is_cpu:
+            args = arrays
+        else:
+            from max import driver
+
+            acc = driver.Accelerator(int(self.device.split(":")[1]))
+            args = [driver.Buffer.from_numpy(a).to(acc) for a in arrays]
+        results = self._model.execute(*args)
+        return [r.to_numpy() if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
+
+    # ---- public
+    def run(
+        self,
+        output_names: Sequence[str] | None,
+        input_feed: Mapping[str, Any],
+        run_options: Any = None,
+    ) -> list[np.ndarray]:
+        """Run the model, as onnxruntime's ``InferenceSession.run``.
+
+        Args:
+            output_names: names of the outputs wanted, in order; ``None`` for all.
+            input_feed: ``{input name: array}``; inputs with a default may be left out.
+                Arrays must have the input's exact dtype and shape (see :attr:`inputs`).
+            run_options: accepted for compatibility with onnxruntime; ignored.
+
+        Returns:
+            A list of numpy arrays, one per requested output.
+
+        Raises:
+            InputError: unknown, missing, wrongly typed or shaped inputs; unknown output names.
+        """
+        if output_names is not None:
+            bad = [n for n in output_names if n not in self._out_index]
+            if bad:
+                raise InputError(
+                    f"unknown output name(s) {bad}; the model's outputs are {list(self._out_index)}"
+                )
+        arrays, _ = self._feed(input_feed)
+        outs = self._execute(arrays)
+        if output_names is None:
+            return outs
+        return [outs[self._out_index[n]] for n in output_names]
+
+    def __call__(self, *args, **kwargs):
+        """Run with inputs by position (in :attr:`inputs` order) and/or by name.
+
+        Returns the output itself when the model has one output, else a list. When any input
+        is a torch tensor, outputs are torch tensors (CPU), else numpy arrays.
+        """
+        names = [s.name for s in self.inputs]
+        if len(args) > len(names):
+            raise InputError(f"{len(args)} positional inputs given; the model has {len(names)}: {names}")
+        feed = dict(zip(names, args))
+        dup = [k for k in kwargs if k in feed]
+        if dup:
+            raise InputError(f"input(s) {dup} given both by position and by name")
+        feed.update(kwargs)
+        arrays, any_torch = self._feed(feed)
+        outs = self._execute(arrays)
+        if any_torch:
+            import torch
+
+            outs = [torch.from_numpy(np.ascontiguousarray(o)) for o in outs]
+        return outs[0] if len(outs) == 1 else outs

@@ -1,0 +1,347 @@
+"""Neural-network ops: Conv, pooling, normalizations, LRN, Softmax (ONNX sections of the same
+names). Convolutions and pools run channels-last on MAX (see ``onnx2max/layout.py``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from max.dtype import DType
+from max.graph import TensorValue, ops
+from max.graph.type import FilterLayout
+
+from ..layout import ChannelsLast
+from ..registry import converter
+
+
+def window_pads(ctx, spatial, kernel, strides, dilations) -> tuple[list[int], list[int]]:
+    """Begin and end pads per spatial dim from ``pads`` / ``auto_pad`` (Conv and pool sections).
+
+    SAME_UPPER / SAME_LOWER give ``ceil(in / stride)`` outputs, the odd pad going at the end /
+    at the beginning; VALID pads nothing.
+    """
+    nd = len(spatial)
+    auto = ctx.attr("auto_pad") or "NOTSET"
+    if auto == "NOTSET":
+        pads = list(ctx.attr("pads") or [0] * (2 * nd))
+        if len(pads) != 2 * nd:
+            raise ctx.error(f"pads has {len(pads)} values; expected {2 * nd}")
+        return pads[:nd], pads[nd:]
+    if auto == "VALID":
+        return [0] * nd, [0] * nd
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ctx.error(f"auto_pad='{auto}'; expected NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    begins, ends = [], []
+    for n, k, s, d in zip(spatial, kernel, strides, dilations):
+        out = -(-n // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+        small, big = total // 2, total - total // 2
+        begins.append(small if auto == "SAME_UPPER" else big)
+        ends.append(big if auto == "SAME_UPPER" else small)
+    return begins, ends
+
+
+def _window_attrs(ctx, spatial, kernel=None):
+    nd = len(spatial)
+    kernel = list(kernel if kernel is not None else ctx.attr("kernel_shape"))
+    strides = list(ctx.attr("strides") or [1] * nd)
+    dilations = list(ctx.attr("dilations") or [1] * nd)
+    if len(kernel) != nd or len(strides) != nd or len(dilations) != nd:
+        raise ctx.error(
+            f"kernel_shape {kernel}, strides {strides}, dilations {dilations} do not all have "
+            f"{nd} values (the input has {nd} spatial dims)"
+        )
+    begins, ends = window_pads(ctx, spatial, kernel, strides, dilations)
+    return kernel, strides, dilations, begins, ends
+
+
+def _as_2d_last(x: TensorValue) -> TensorValue:
+    """Channels-last rank-3 (N, L, C) -> (N, 1, L, C)."""
+    return ops.unsqueeze(x, 1)
+
+
+@converter("Conv")
+def conv(ctx):
+    """ONNX ``Conv``, 1-D and 2-D: groups (depthwise too), dilations, strides, explicit pads and
+    ``auto_pad``. MAX ``ops.conv2d`` on NHWC input with the OIHW filter as ``FilterLayout.FCRS``."""
+    xs = ctx.shape(0)
+    nd = len(xs) - 2
+    if nd not in (1, 2):
+        raise ctx.error(f"{nd}-D convolution is not supported (1-D and 2-D are)")
+    ws = ctx.shape(1)
+    kernel, strides, dil, begins, ends = _window_attrs(ctx, xs[2:], ctx.attr("kernel_shape") or ws[2:])
+    if list(ws[2:]) != list(kernel):
+        raise ctx.error(f"kernel_shape {kernel} does not match the weight's shape {ws}")
+    group = int(ctx.attr("group"))
+    if xs[1] != ws[1] * group:
+        raise ctx.error(
+            f"input has {xs[1]} channels but the weight {ws} with group={group} expects {ws[1] * group}"
+        )
+    x = ctx.input_last(0)
+    w = ctx.input(1)
+    if nd == 1:
+        x = _as_2d_last(x)
+        w = ops.unsqueeze(w, 2)
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begins, ends = [0, *begins], [0, *ends]
+    bias = ctx.input(2) if ctx.has_input(2) else None
+    y = ops.conv2d(
+        x, w, stride=tuple(strides), dilation=tuple(dil),
+        padding=(begins[0], ends[0], begins[1], ends[1]), groups=group, bias=bias,
+        filter_layout=FilterLayout.FCRS,
+    )
+    if nd == 1:
+        y = ops.squeeze(y, 1)
+    return ChannelsLast(y)
+
+
+def _pool_geometry(ctx, xs):
+    nd = len(xs) - 2
+    if nd not in (1, 2):
+        raise ctx.error(f"{nd}-D pooling is not supported (1-D and 2-D are)")
+    kernel, strides, dil, begins, ends = _window_attrs(ctx, xs[2:])
+    ceil_mode = bool(ctx.attr("ceil_mode") or 0)
+    outs = []
+    for n, k, s, d, b, e in zip(xs[2:], kernel, strides, dil, begins, ends):
+        span = n + b + e - ((k - 1) * d + 1)
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + b:
+            o -= 1  # the last window may not start in the end padding
+        outs.append(o)
+    want = ctx.expected_output(0)
+    if want and want[1] and all(isinstance(v, int) for v in want[1]):
+        outs = list(want[1][2:])
+    return nd, kernel, strides, dil, begins, ends, outs
+
+
+def _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, value):
+    """Pad (or crop) channels-last ``x`` so that plain windows give exactly ``outs`` outputs."""
+    paddings, crop = [0, 0], []
+    for axis, (k, s, d, b, e, o) in enumerate(zip(kernel, strides, dil, begins, ends, outs)):
+        need = (o - 1) * s + (k - 1) * d + 1
+        n = int(x.shape[axis + 1])
+        extra = need - (n + b + e)
+        paddings += [b, e + max(extra, 0)]
+        crop.append(n + b + e + max(extra, 0) - need)
+    paddings += [0, 0]
+    if any(paddings):
+        x = ops.pad(x, paddings, mode="constant", value=value)
+    if any(crop):
+        x = x[:, : int(x.shape[1]) - crop[0], : int(x.shape[2]) - crop[1], :]
+    return x
+
+
+def _lowest(dtype: DType):
+    if dtype in (DType.float16, DType.bfloat16, DType.float32, DType.float64):
+        return float("-inf")
+    return int(np.iinfo(dtype.to_numpy()).min)
+
+
+@converter("MaxPool")
+def max_pool(ctx):
+    """ONNX ``MaxPool``, 1-D and 2-D: pads (asymmetric too), auto_pad, dilations, ceil_mode.
+    Pads become explicit ``-inf`` cells, then MAX ``ops.max_pool2d`` (NHWC) with no padding.
+    The optional ``Indices`` output is not supported."""
+    if ctx.output_used(1):
+        raise ctx.error("the Indices output of MaxPool is not supported")
+    xs = ctx.shape(0)
+    nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
+    x = ctx.input_last(0)
+    if nd == 1:
+        x = _as_2d_last(x)
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begins, ends, outs = [0, *begins], [0, *ends], [1, *outs]
+    x = _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, _lowest(x.dtype))
+    y = ops.max_pool2d(x, tuple(kernel), stride=tuple(strides), dilation=tuple(dil), padding=0)
+    if nd == 1:
+        y = ops.squeeze(y, 1)
+    return ChannelsLast(y)
+
+
+def _window_counts(n, k, s, d, b, e, o, include_pad):
+    lo, hi = (-b, n + e) if include_pad else (0, n)
+    pos = np.arange(o)[:, None] * s - b + np.arange(k)[None, :] * d
+    return ((pos >= lo) & (pos < hi)).sum(axis=1).astype(np.float64)
+
+
+@converter("AveragePool")
+def average_pool(ctx):
+    """ONNX ``AveragePool``, 1-D and 2-D: pads (asymmetric too), auto_pad, ceil_mode,
+    count_include_pad, dilations (opset 19). The window sums come from MAX ``ops.avg_pool2d``
+    over an explicitly zero-padded input; the divisor per output cell is computed at conversion
+    from the static geometry."""
+    xs = ctx.shape(0)
+    nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
+    include = bool(ctx.attr("count_include_pad") or 0)
+    counts = [
+        _window_counts(n, k, s, d, b, e, o, include)
+        for n, k, s, d, b, e, o in zip(xs[2:], kernel, strides, dil, begins, ends, outs)
+    ]
+    x = ctx.input_last(0)
+    if nd == 1:
+        x = _as_2d_last(x)
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begins, ends, outs = [0, *begins], [0, *ends], [1, *outs]
+        counts = [np.ones(1), counts[0]]
+    x = _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, 0.0)
+    y = ops.avg_pool2d(x, tuple(kernel), stride=tuple(strides), dilation=tuple(dil), padding=0)
+    area = float(kernel[0] * kernel[1])
+    ch, cw = counts
+    if np.all(ch == ch[0]) and np.all(cw == cw[0]):
+        factor = area / float(ch[0] * cw[0])
+        if factor != 1.0:
+            y = y * factor
+    else:
+        np_dt = y.dtype.to_numpy()
+        y = y * ctx.constant((area / ch).astype(np_dt).reshape(-1, 1, 1), y.dtype)
+        y = y * ctx.constant((1.0 / cw).astype(np_dt).reshape(-1, 1), y.dtype)
+    if nd == 1:
+        y = ops.squeeze(y, 1)
+    return ChannelsLast(y)
+
+
+def _global_pool(ctx, reduce):
+    xs = ctx.shape(0)
+    if ctx.has_last(0) and len(xs) >= 3:
+        x = ctx.input_last(0)
+        for axis in range(1, len(xs) - 1):
+            x = reduce(x, axis)
+        # (N, 1, ..., 1, C) and (N, C, 1, ..., 1) hold the same bytes
+        return ops.reshape(x, [xs[0], xs[1]] + [1] * (len(xs) - 2))
+    x = ctx.input(0)
+    for axis in range(2, len(xs)):
+        x = reduce(x, axis)
+    return x
+
+
+@converter("GlobalAveragePool")
+def global_average_pool(ctx):
+    """ONNX ``GlobalAveragePool``: mean over every spatial axis (MAX ``ops.mean``, kept dims)."""
+    return _global_pool(ctx, lambda x, a: ops.mean(x, axis=a))
+
+
+@converter("GlobalMaxPool")
+def global_max_pool(ctx):
+    """ONNX ``GlobalMaxPool``: max over every spatial axis (MAX ``ops.max``, kept dims)."""
+    return _global_pool(ctx, lambda x, a: ops.max(x, axis=a))
+
+
+@converter("BatchNormalization")
+def batch_norm(ctx):
+    """ONNX ``BatchNormalization`` in inference mode:
+    ``Y = (X - mean) / sqrt(var + epsilon) * scale + B`` per channel (axis 1). Training mode
+    (``training_mode=1``, or the running-statistics outputs) is not supported."""
+    if ctx.opset >= 14 and ctx.attr("training_mode"):
+        raise ctx.error("training_mode=1 is not supported (inference only)")
+    if any(ctx.output_used(k) for k in range(1, ctx.num_outputs)):
+        raise ctx.error("the training outputs (running mean/var, saved stats) are not supported")
+    if ctx.opset < 9 and ctx.has_attr("spatial") and ctx.attr("spatial") == 0:
+        raise ctx.error("spatial=0 (per-activation statistics) is not supported")
+    xs = ctx.shape(0)
+    eps = float(ctx.attr("epsilon"))
+    scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
+    a = scale * ops.rsqrt(var + eps)
+    b = bias - mean * a
+    if ctx.has_last(0) and len(xs) >= 3:
+        return ChannelsLast(ctx.input_last(0) * a + b)
+    tail = [1] * (len(xs) - 2)
+    c = xs[1]
+    return ctx.input(0) * ops.reshape(a, [c, *tail]) + ops.reshape(b, [c, *tail])
+
+
+@converter("LayerNormalization", since=17)
+def layer_norm(ctx):
+    """ONNX ``LayerNormalization``: normalise over axes ``[axis, rank)``, then ``* Scale + B``
+    (broadcast). The last-axis case with 1-D Scale/B is MAX ``ops.layer_norm``; other axes and
+    the optional Mean / InvStdDev outputs are computed with reductions."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    axis = int(ctx.attr("axis")) % r
+    eps = float(ctx.attr("epsilon"))
+    scale = ctx.input(1)
+    bias = ctx.input(2) if ctx.has_input(2) else None
+    d = xs[-1]
+    simple = (
+        axis == r - 1
+        and ctx.shape(1) == (d,)
+        and (bias is None or ctx.shape(2) == (d,))
+        and not ctx.output_used(1)
+        and not ctx.output_used(2)
+        and x.dtype == DType.float32
+    )
+    if simple:
+        beta = bias if bias is not None else ctx.constant(np.zeros(d, np.float32))
+        return ops.layer_norm(x, scale, beta, eps)
+    n = int(np.prod(xs[axis:], dtype=np.int64))
+    xf = ops.reshape(x, [*xs[:axis], n])
+    mean = ops.mean(xf, axis=-1)
+    centered = xf - mean
+    var = ops.mean(centered * centered, axis=-1)
+    inv = ops.rsqrt(var + eps)
+    y = ops.reshape(centered * inv, list(xs)) * scale
+    if bias is not None:
+        y = y + bias
+    stat_shape = [*xs[:axis], *([1] * (r - axis))]
+    return y, ops.reshape(mean, stat_shape), ops.reshape(inv, stat_shape)
+
+
+@converter("LRN")
+def lrn(ctx):
+    """ONNX ``LRN``: ``y = x / (bias + alpha / size * sum(x^2 over a channel window))^beta``,
+    the window ``[c - floor((size-1)/2), c + ceil((size-1)/2)]``. The window sum is a MAX
+    ``ops.avg_pool2d`` along the channel axis of the channels-last form."""
+    size = int(ctx.attr("size"))
+    alpha, beta, bias = float(ctx.attr("alpha")), float(ctx.attr("beta")), float(ctx.attr("bias"))
+    xs = ctx.shape(0)
+    if len(xs) < 3:
+        raise ctx.error(f"input rank {len(xs)}; LRN needs (N, C, spatial...)")
+    x = ctx.input_last(0)  # (N, spatial..., C)
+    n, c = xs[0], xs[1]
+    hw = int(np.prod(xs[2:], dtype=np.int64))
+    sq = ops.reshape(x * x, [n, hw, c, 1])
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    sq = ops.pad(sq, [0, 0, 0, 0, lo, hi, 0, 0])
+    window_mean = ops.avg_pool2d(sq, (1, size), stride=1, padding=0)
+    denom = ops.pow(window_mean * alpha + bias, beta) if beta != 1.0 else window_mean * alpha + bias
+    y = x / ops.reshape(denom, [n, *xs[2:], c])
+    return ChannelsLast(y)
+
+
+def _softmax_v1(ctx, fn):
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    axis = int(ctx.attr("axis")) % max(len(xs), 1)
+    rows = int(np.prod(xs[:axis], dtype=np.int64))
+    y = fn(ops.reshape(x, [rows, int(np.prod(xs[axis:], dtype=np.int64))]), axis=-1)
+    return ops.reshape(y, list(xs))
+
+
+def _softmax_v13(ctx, fn):
+    x = ctx.input(0)
+    return fn(x, axis=int(ctx.attr("axis")) % x.rank)
+
+
+@converter("Softmax", since=1)
+def softmax_v1(ctx):
+    """ONNX ``Softmax`` before opset 13: the input is flattened to 2-D at ``axis`` (default 1)
+    and normalised over the second dim. MAX ``ops.softmax``."""
+    return _softmax_v1(ctx, ops.softmax)
+
+
+@converter("Softmax", since=13)
+def softmax_v13(ctx):
+    """ONNX ``Softmax`` from opset 13: normalised along ``axis`` (default -1). MAX ``ops.softmax``."""
+    return _softmax_v13(ctx, ops.softmax)
+
+
+@converter("LogSoftmax", since=1)
+def log_softmax_v1(ctx):
+    """ONNX ``LogSoftmax`` before opset 13 (2-D flattening at ``axis``). MAX ``ops.logsoftmax``."""
+    return _softmax_v1(ctx, ops.logsoftmax)
+
+
+@converter("LogSoftmax", since=13)
+def log_softmax_v13(ctx):
+    """ONNX ``LogSoftmax`` from opset 13, along ``axis``. MAX ``ops.logsoftmax``."""
+    return _softmax_v13(ctx, ops.logsoftmax)

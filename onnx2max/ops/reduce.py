@@ -1,0 +1,85 @@
+"""Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
+ReduceSumSquare, ReduceLogSum, ReduceLogSumExp (ONNX sections of the same names).
+
+``axes`` is an attribute until opset 13 (ReduceSum) or 18 (the others) and an input after;
+``keepdims`` defaults to 1; with no axes every axis is reduced unless ``noop_with_empty_axes``.
+MAX reductions take one axis and keep it, so several axes are reduced one after another and
+dropped with one reshape when ``keepdims=0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from max.graph import ops
+
+from ..registry import converter
+
+
+def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None):
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    if axes_input:
+        axes = ctx.const(1) if ctx.has_input(1) else None
+    else:
+        axes = ctx.attr("axes")
+    axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    keep = int(ctx.attr("keepdims"))
+    if not axes:
+        if int(ctx.attr("noop_with_empty_axes") or 0):
+            return x
+        axes = list(range(r))
+    axes = sorted({a % r for a in axes}) if r else []
+    if pre is not None:
+        x = pre(x)
+    for a in axes:
+        x = reduce(x, a)
+    if post is not None:
+        x = post(x)
+    if not keep:
+        x = ops.reshape(x, [d for i, d in enumerate(xs) if i not in axes])
+    return x
+
+
+def _register(op_type, input_since, doc, **kw):
+    @converter(op_type, since=1)
+    def attr_form(ctx):
+        return _reduce(ctx, False, **kw)
+
+    @converter(op_type, since=input_since)
+    def input_form(ctx):
+        return _reduce(ctx, True, **kw)
+
+    attr_form.__doc__ = f"ONNX ``{op_type}`` with ``axes`` as an attribute: {doc}"
+    input_form.__doc__ = f"ONNX ``{op_type}`` with ``axes`` as an input (opset {input_since}): {doc}"
+
+
+def _sum(x, a):
+    return ops.sum(x, axis=a)
+
+
+def _mean(x, a):
+    return ops.mean(x, axis=a)
+
+
+def _max(x, a):
+    return ops.max(x, axis=a)
+
+
+def _min(x, a):
+    return ops.min(x, axis=a)
+
+
+def _prod(x, a):
+    return ops.prod(x, axis=a)
+
+
+_register("ReduceSum", 13, "sum (MAX ops.sum)", reduce=_sum)
+_register("ReduceMean", 18, "mean (MAX ops.mean)", reduce=_mean)
+_register("ReduceMax", 18, "max (MAX ops.max)", reduce=_max)
+_register("ReduceMin", 18, "min (MAX ops.min)", reduce=_min)
+_register("ReduceProd", 18, "product (MAX ops.prod)", reduce=_prod)
+_register("ReduceL1", 18, "sum of |x|", pre=ops.abs, reduce=_sum)
+_register("ReduceL2", 18, "sqrt of the sum of squares", pre=lambda x: x * x, reduce=_sum, post=ops.sqrt)
+_register("ReduceSumSquare", 18, "sum of squares", pre=lambda x: x * x, reduce=_sum)
+_register("ReduceLogSum", 18, "log of the sum", reduce=_sum, post=ops.log)

@@ -1,0 +1,323 @@
+"""Shape, indexing and type ops: Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Concat,
+Split, Slice, Gather, Expand, Shape, Size, Cast, Constant, ConstantOfShape, Range."""
+
+from __future__ import annotations
+
+import numpy as np
+from max.dtype import DType
+from max.graph import ops
+
+from .. import dtypes
+from ..layout import ChannelsLast, last_axis_of_first
+from ..prepare import shape_values
+from ..registry import converter
+
+
+def _ints(v) -> list[int]:
+    return [int(a) for a in np.asarray(v).reshape(-1)]
+
+
+def reshape_target(ctx, in_shape, shape, allowzero) -> list[int]:
+    """ONNX ``Reshape`` target: 0 copies the input dim (unless ``allowzero``), -1 is inferred."""
+    out = []
+    for i, d in enumerate(shape):
+        if d == 0 and not allowzero:
+            if i >= len(in_shape):
+                raise ctx.error(f"shape {shape} has 0 at dim {i}, beyond the input rank {len(in_shape)}")
+            out.append(in_shape[i])
+        else:
+            out.append(d)
+    total = int(np.prod(in_shape, dtype=np.int64))
+    if out.count(-1) > 1:
+        raise ctx.error(f"shape {shape} has more than one -1")
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        if known == 0 or total % known:
+            raise ctx.error(f"cannot reshape {tuple(in_shape)} to {shape}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out, dtype=np.int64)) != total or any(d < 0 for d in out):
+        raise ctx.error(f"cannot reshape {tuple(in_shape)} ({total} elements) to {shape}")
+    return out
+
+
+@converter("Reshape", since=1)
+def reshape_v1(ctx):
+    """ONNX ``Reshape`` before opset 5: target in the ``shape`` attribute."""
+    return ops.reshape(ctx.input(0), reshape_target(ctx, ctx.shape(0), _ints(ctx.attr("shape")), False))
+
+
+@converter("Reshape", since=5)
+def reshape_v5(ctx):
+    """ONNX ``Reshape`` from opset 5: target as input 1, known at conversion; ``allowzero``
+    (opset 14) keeps 0 as a real zero dim. MAX ``ops.reshape``."""
+    target = reshape_target(ctx, ctx.shape(0), _ints(ctx.const(1)), int(ctx.attr("allowzero", 0) or 0))
+    return ops.reshape(ctx.input(0), target)
+
+
+@converter("Flatten")
+def flatten(ctx):
+    """ONNX ``Flatten``: ``(prod(shape[:axis]), prod(shape[axis:]))``; negative axis from opset 11."""
+    xs = ctx.shape(0)
+    axis = int(ctx.attr("axis"))
+    if axis < 0:
+        axis += len(xs)
+    if not 0 <= axis <= len(xs):
+        raise ctx.error(f"axis {ctx.attr('axis')} out of range for rank {len(xs)}")
+    return ops.reshape(ctx.input(0), [int(np.prod(xs[:axis], dtype=np.int64)),
+                                      int(np.prod(xs[axis:], dtype=np.int64))])
+
+
+@converter("Transpose")
+def transpose(ctx):
+    """ONNX ``Transpose``: ``perm`` (default: reversed axes). MAX ``ops.permute``."""
+    r = ctx.rank(0)
+    perm = ctx.attr("perm")
+    perm = list(range(r))[::-1] if perm is None else [int(p) % r for p in perm]
+    if sorted(perm) != list(range(r)):
+        raise ctx.error(f"perm {perm} is not a permutation of {r} axes")
+    if perm == list(range(r)):
+        return ctx.input(0)
+    return ops.permute(ctx.input(0), perm)
+
+
+def _axes(ctx, since_input: int):
+    if ctx.opset >= since_input:
+        return None if not ctx.has_input(1) else _ints(ctx.const(1))
+    a = ctx.attr("axes")
+    return None if a is None else _ints(a)
+
+
+@converter("Squeeze")
+def squeeze(ctx):
+    """ONNX ``Squeeze``: ``axes`` attribute before opset 13, input from 13; none given squeezes
+    every size-1 dim. Implemented as one ``ops.reshape``."""
+    xs = ctx.shape(0)
+    axes = _axes(ctx, 13)
+    if axes is None:
+        axes = [i for i, d in enumerate(xs) if d == 1]
+    axes = {a % len(xs) for a in axes}
+    for a in axes:
+        if xs[a] != 1:
+            raise ctx.error(f"cannot squeeze axis {a} of shape {xs}: its size is {xs[a]}, not 1")
+    return ops.reshape(ctx.input(0), [d for i, d in enumerate(xs) if i not in axes])
+
+
+@converter("Unsqueeze")
+def unsqueeze(ctx):
+    """ONNX ``Unsqueeze``: ``axes`` (attribute before opset 13, input from 13) index the output.
+    Implemented as one ``ops.reshape``."""
+    xs = list(ctx.shape(0))
+    axes = _axes(ctx, 13)
+    if axes is None:
+        raise ctx.error("no axes given")
+    r = len(xs) + len(axes)
+    axes = sorted(a % r for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ctx.error(f"repeated axes {axes}")
+    out, it = [], iter(xs)
+    for i in range(r):
+        out.append(1 if i in axes else next(it))
+    if ctx.is_const(0):
+        return ctx.const(0).reshape(out)
+    return ops.reshape(ctx.input(0), out)
+
+
+@converter("Concat")
+def concat(ctx):
+    """ONNX ``Concat`` along ``axis`` (negative from opset 4). Runs channels-last when every
+    input already is. MAX ``ops.concat``."""
+    idx = [i for i in range(ctx.num_inputs) if ctx.has_input(i) and 0 not in ctx.shape(i)]
+    r = ctx.rank(idx[0]) if idx else ctx.rank(0)
+    axis = int(ctx.attr("axis")) % r
+    if not idx:
+        return ctx.input(0)
+    if r >= 3 and all(ctx.has_last(i) for i in idx):
+        return ChannelsLast(ops.concat([ctx.input_last(i) for i in idx], axis=last_axis_of_first(axis, r)))
+    if len(idx) == 1:
+        return ctx.input(idx[0])
+    return ops.concat([ctx.input(i) for i in idx], axis=axis)
+
+
+@converter("Split", since=1)
+def split(ctx):
+    """ONNX ``Split``: sizes from the ``split`` attribute (before 13) or input (from 13), else
+    equal parts; ``num_outputs`` (opset 18) allows a smaller last part. MAX ``ops.split``."""
+    xs = ctx.shape(0)
+    axis = int(ctx.attr("axis")) % len(xs)
+    dim = xs[axis]
+    if ctx.opset >= 13:
+        sizes = _ints(ctx.const(1)) if ctx.has_input(1) else None
+    elif ctx.opset >= 2:
+        sizes = ctx.attr("split")
+    else:
+        sizes = _ints(ctx.const(1)) if ctx.has_input(1) else ctx.attr("split")
+    n = ctx.num_outputs
+    if sizes is None or len(sizes) == 0:
+        if ctx.opset >= 18 and ctx.has_attr("num_outputs"):
+            n = int(ctx.attr("num_outputs"))
+            part = -(-dim // n)
+            sizes = [part] * (n - 1) + [dim - part * (n - 1)]
+        else:
+            if dim % n:
+                raise ctx.error(f"cannot split dim {axis} of size {dim} into {n} equal parts")
+            sizes = [dim // n] * n
+    sizes = [int(s) for s in sizes]
+    if sum(sizes) != dim or any(s < 0 for s in sizes):
+        raise ctx.error(f"split sizes {sizes} do not add up to dim {axis} of size {dim}")
+    if len(sizes) == 1:
+        return [ctx.input(0)]
+    return ops.split(ctx.input(0), sizes, axis)
+
+
+def _slice_spec(ctx, xs, starts, ends, axes, steps):
+    r = len(xs)
+    axes = list(range(len(starts))) if axes is None else [int(a) % r for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if not (len(starts) == len(ends) == len(axes) == len(steps)):
+        raise ctx.error("starts, ends, axes and steps differ in length")
+    index = [slice(None)] * r
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if st == 0:
+            raise ctx.error("a step of 0")
+        n = xs[a]
+        # ONNX clamps like numpy: python's slice.indices does the same arithmetic
+        s = max(min(s, 1 << 62), -(1 << 62))
+        e = max(min(e, 1 << 62), -(1 << 62))
+        start, stop, step = slice(s, e, st).indices(n)
+        length = len(range(start, stop, step))
+        if step > 0:
+            index[a] = (slice(start, start + step * length if length else start, step), length)
+        else:
+            stop_i = start + step * length
+            index[a] = (slice(start, stop_i if stop_i >= 0 else -n - 1, step), length)
+    return index
+
+
+@converter("Slice", since=1)
+def slice_v1(ctx):
+    """ONNX ``Slice`` before opset 10: ``starts``/``ends``/``axes`` attributes."""
+    xs = ctx.shape(0)
+    idx = _slice_spec(ctx, xs, _ints(ctx.attr("starts")), _ints(ctx.attr("ends")),
+                      ctx.attr("axes"), None)
+    return _apply_slice(ctx, idx)
+
+
+@converter("Slice", since=10)
+def slice_v10(ctx):
+    """ONNX ``Slice`` from opset 10: starts, ends, axes, steps as inputs known at conversion;
+    out-of-range values clamp as in numpy; negative steps. MAX ``ops.slice_tensor``."""
+    xs = ctx.shape(0)
+    axes = _ints(ctx.const(3)) if ctx.has_input(3) else None
+    steps = _ints(ctx.const(4)) if ctx.has_input(4) else None
+    idx = _slice_spec(ctx, xs, _ints(ctx.const(1)), _ints(ctx.const(2)), axes, steps)
+    return _apply_slice(ctx, idx)
+
+
+def _apply_slice(ctx, idx):
+    xs = ctx.shape(0)
+    if all(i == slice(None) or (isinstance(i, tuple) and i[1] == xs[k] and (i[0].step or 1) > 0)
+           for k, i in enumerate(idx)):
+        return ctx.input(0)
+    return ops.slice_tensor(ctx.input(0), idx)
+
+
+@converter("Gather")
+def gather(ctx):
+    """ONNX ``Gather`` along ``axis`` (any axis; negative indices count from the end).
+    MAX ``ops.gather``."""
+    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    idx = ctx.input(1)
+    if idx.dtype not in (DType.int32, DType.int64):
+        raise ctx.error(f"indices of type {idx.dtype}; expected int32 or int64")
+    return ops.gather(ctx.input(0), idx, axis=axis)
+
+
+@converter("Expand")
+def expand(ctx):
+    """ONNX ``Expand``: broadcast to ``broadcast(shape(input), shape)`` (bidirectional).
+    MAX ``ops.broadcast_to``."""
+    xs = ctx.shape(0)
+    target = _ints(ctx.const(1))
+    try:
+        out = list(np.broadcast_shapes(tuple(xs), tuple(target)))
+    except ValueError:
+        raise ctx.error(f"cannot broadcast {tuple(xs)} to {tuple(target)}") from None
+    x = ctx.input(0)
+    if len(out) > len(xs):
+        x = ops.reshape(x, [1] * (len(out) - len(xs)) + list(xs))
+    if list(out) == list(xs):
+        return x
+    return ops.broadcast_to(x, out)
+
+
+@converter("Shape")
+def shape(ctx):
+    """ONNX ``Shape`` (``start``/``end`` from opset 15): known at conversion (static shapes)."""
+    return shape_values(ctx.node, ctx.shape(0))
+
+
+@converter("Size")
+def size(ctx):
+    """ONNX ``Size``: number of elements, known at conversion (static shapes)."""
+    return shape_values(ctx.node, ctx.shape(0))
+
+
+def _cast(ctx, x, to: int):
+    if not dtypes.is_supported(to):
+        raise ctx.error(f"cast to {dtypes.onnx_type_name(to)}, which MAX does not have")
+    target = dtypes.to_max(to)
+    if x.dtype == target:
+        return x
+    if target == DType.bool:
+        return ops.not_equal(x, ctx.constant(np.zeros((), dtype=x.dtype.to_numpy()), x.dtype))
+    return ops.cast(x, target)
+
+
+@converter("Cast")
+def cast(ctx):
+    """ONNX ``Cast`` to the type ``to``; float -> int truncates toward zero; -> bool is
+    ``x != 0``. MAX ``ops.cast``."""
+    return _cast(ctx, ctx.input(0), int(ctx.attr("to")))
+
+
+@converter("CastLike", since=15)
+def cast_like(ctx):
+    """ONNX ``CastLike``: cast input 0 to input 1's element type."""
+    target = ctx.dtype(1)
+    elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == target)
+    return _cast(ctx, ctx.input(0), elem)
+
+
+@converter("Constant")
+def constant(ctx):
+    """ONNX ``Constant``: its value, known at conversion (normally folded before lowering)."""
+    for name in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if ctx.has_attr(name):
+            v = ctx.attr(name)
+            if name.startswith("value_float"):
+                return np.asarray(v, dtype=np.float32)
+            if name.startswith("value_int"):
+                return np.asarray(v, dtype=np.int64)
+            return np.asarray(v)
+    raise ctx.error("only tensor, float(s) and int(s) values are supported")
+
+
+@converter("ConstantOfShape")
+def constant_of_shape(ctx):
+    """ONNX ``ConstantOfShape``: a tensor of ``shape`` (known at conversion) filled with
+    ``value`` (default float32 0). MAX ``ops.broadcast_to`` of a scalar constant."""
+    target = _ints(ctx.const(0))
+    value = ctx.attr("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value)
+    scalar = ctx.constant(value.reshape(()))
+    if not target:
+        return scalar
+    return ops.broadcast_to(scalar, target)
+
+
+@converter("Range")
+def range_(ctx):
+    """ONNX ``Range``: ``start, start + delta, ...`` below ``limit``. Its length depends on the
+    values, so all three must be known at conversion (they normally are, and it is folded)."""
+    start, limit, delta = (ctx.const(i) for i in range(3))
+    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)

@@ -1,0 +1,77 @@
+"""The op registry: converters keyed by (domain, op type, since_version).
+
+A converter is a plain function ``fn(ctx) -> outputs`` registered with :func:`converter`. For a
+model importing opset ``v`` of a domain, the schema in force is
+``onnx.defs.get_schema(op_type, max_inclusive_version=v, domain=domain)``; the converter used is
+the one registered with the greatest ``since`` not above that schema's ``since_version``. A new
+converter function is registered only where the operator's meaning changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import onnx
+
+from .errors import UnsupportedNode
+
+
+@dataclass(frozen=True)
+class Converter:
+    """A registered converter: the function, the op it serves and from which version."""
+
+    domain: str
+    op_type: str
+    since: int
+    fn: Callable
+    #: elementwise ops that give the same result in any layout (see ``layout.py``).
+    layout_agnostic: bool = False
+
+
+_REGISTRY: dict[tuple[str, str], list[Converter]] = {}
+
+
+def converter(op_type: str, since: int = 1, domain: str = "", layout_agnostic: bool = False):
+    """Register ``fn`` as the converter of ``op_type`` from opset ``since`` of ``domain`` on."""
+
+    def wrap(fn):
+        key = ("" if domain == "ai.onnx" else domain, op_type)
+        _REGISTRY.setdefault(key, []).append(
+            Converter(key[0], op_type, since, fn, layout_agnostic)
+        )
+        _REGISTRY[key].sort(key=lambda c: c.since)
+        return fn
+
+    return wrap
+
+
+def _schema_since(domain: str, op_type: str, opset: int) -> int | None:
+    try:
+        return onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain=domain).since_version
+    except onnx.defs.SchemaError:
+        return None
+
+
+def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNode | None:
+    """The converter for ``op_type`` at ``opset``; ``None`` if onnx2max has none.
+
+    Returns an :class:`UnsupportedNode` (without node name) carrying the reason when the op
+    does not exist at that opset.
+    """
+    domain = "" if domain == "ai.onnx" else domain
+    entries = _REGISTRY.get((domain, op_type))
+    if not entries:
+        return None
+    since = _schema_since(domain, op_type, opset)
+    if since is None:
+        if domain == "":
+            return UnsupportedNode("", domain, op_type, opset, "no such operator at this opset")
+        since = opset
+    usable = [c for c in entries if c.since <= since]
+    return usable[-1] if usable else None
+
+
+def supported_ops() -> list[tuple[str, str, list[int]]]:
+    """Every registered ``(domain, op_type, [since versions])``, sorted."""
+    return sorted((d or "ai.onnx", o, [c.since for c in cs]) for (d, o), cs in _REGISTRY.items())
