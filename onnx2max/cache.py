@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from . import dtypes
 from .prepare import Prepared
 
 log = logging.getLogger("onnx2max")
@@ -133,7 +134,7 @@ def values_key(graphs: list[tuple[Prepared, dict[str, str]]], consumed: list[lis
             name = by_id.get(cid)
             if name is None or name not in p.values:
                 return None
-            v = np.ascontiguousarray(p.values[name])
+            v = dtypes.c_contiguous(p.values[name])
             h.update(f"{cid}:{v.dtype}:{v.shape}:".encode())
             h.update(v.tobytes())
     return h.hexdigest()

@@ -153,7 +153,7 @@ def _weight_registry(ps, ids_list, manifest) -> list[dict[str, np.ndarray]]:
             name = by_id.get(cid)
             if name is None or name not in p.values:
                 raise CompileError(f"{p.source}: cache manifest names weight {cid}, absent here")
-            arr = np.ascontiguousarray(p.values[name])
+            arr = dtypes.c_contiguous(p.values[name])
             if str(arr.dtype) != dt or list(arr.shape) != list(shape):
                 raise InvalidModelError(
                     f"{p.source}: tensor '{name}' is {arr.dtype}{list(arr.shape)}, but the graph "

@@ -57,3 +57,10 @@ def from_numpy(dtype: np.dtype) -> int:
 def max_from_numpy(dtype: np.dtype) -> DType:
     """MAX ``DType`` of a numpy dtype."""
     return to_max(from_numpy(dtype))
+
+
+def c_contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when C-contiguous, else a C-ordered copy (keeps 0-d arrays 0-d, unlike
+    ``np.ascontiguousarray``)."""
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else np.array(a, order="C", copy=True)

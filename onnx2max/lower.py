@@ -273,7 +273,7 @@ class _Lowering:
             )
         if name in self.p.folded and arr.size <= SMALL_CONSTANT or name not in self.p.values:
             self.lowered.consumed.add(name)
-            return ops.constant(np.ascontiguousarray(arr), dtypes.max_from_numpy(arr.dtype),
+            return ops.constant(dtypes.c_contiguous(arr), dtypes.max_from_numpy(arr.dtype),
                                 device=self.device)
         wname = f"{self.prefix}w{len(self.lowered.weights)}"
         w = Weight(wname, dtypes.max_from_numpy(arr.dtype), list(arr.shape), self.device)

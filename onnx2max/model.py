@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import dtypes
 from .compiler import Built, Device
 from .errors import InputError
 
@@ -54,7 +55,7 @@ class CompiledModel:
         self._built = built
         self._model = built.model
         self._device = device
-        self._defaults = {k: np.ascontiguousarray(v) for k, v in p.defaults.items()}
+        self._defaults = {k: dtypes.c_contiguous(v) for k, v in p.defaults.items()}
         self.inputs = [IOSpec(s.name, s.shape, s.dtype, s.name in p.defaults) for s in p.inputs]
         self.outputs = [IOSpec(s.name, s.shape, s.dtype) for s in built.outputs]
         self.source = p.source
@@ -112,7 +113,7 @@ class CompiledModel:
                 f"{spec.shape}. Convert again with input_shapes={{'{spec.name}': {tuple(arr.shape)}}}"
                 " to run this shape"
             )
-        return np.ascontiguousarray(arr)
+        return dtypes.c_contiguous(arr)
 
     def _feed(self, feed: Mapping[str, Any]) -> tuple[list[np.ndarray], bool]:
         if not isinstance(feed, Mapping):
@@ -203,5 +204,5 @@ class CompiledModel:
         if any_torch:
             import torch
 
-            outs = [torch.from_numpy(np.ascontiguousarray(o)) for o in outs]
+            outs = [torch.from_numpy(dtypes.c_contiguous(o)) for o in outs]
         return outs[0] if len(outs) == 1 else outs

@@ -1,0 +1,349 @@
+"""Small ONNX models, one per op form, for the op tests.
+
+Each :class:`Case` is a model plus its inputs. The test suite converts whole groups of cases
+with one ``from_onnx_many`` call (one MAX compile per group) and compares every output with
+onnxruntime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(1234)
+
+
+@dataclass
+class Case:
+    id: str
+    model: onnx.ModelProto
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def f32(*shape, low=-2.0, high=2.0):
+    return RNG.uniform(low, high, size=shape).astype(np.float32)
+
+
+def i64(*values):
+    return np.array(values, dtype=np.int64)
+
+
+def make_model(nodes, inputs: dict, consts: dict | None = None, outputs=None, opset=17,
+               ir_version=None) -> tuple[onnx.ModelProto, dict]:
+    """A model of ``nodes`` with runtime ``inputs`` and initializers ``consts``.
+
+    Output types and shapes come from ONNX shape inference.
+    """
+    consts = consts or {}
+    outputs = outputs or [o for o in nodes[-1].output if o]
+    vis = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+           for k, v in inputs.items()]
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    opsets = [helper.make_opsetid("", opset)]
+    g0 = helper.make_graph(nodes, "case", vis,
+                           [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=inits)
+    m0 = helper.make_model(g0, opset_imports=opsets)
+    inferred = onnx.shape_inference.infer_shapes(m0, strict_mode=True, data_prop=True)
+    outs = list(inferred.graph.output)
+    if any(not o.type.tensor_type.HasField("shape") for o in outs):
+        from onnx.reference import ReferenceEvaluator
+
+        res = ReferenceEvaluator(m0).run(None, inputs)
+        outs = [helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(np.asarray(r).dtype),
+                                              np.asarray(r).shape) for o, r in zip(outputs, res)]
+    g = helper.make_graph(nodes, "case", vis, outs, initializer=inits)
+    kw = {"ir_version": ir_version} if ir_version else {}
+    m = helper.make_model(g, opset_imports=opsets, **kw)
+    if ir_version is None:
+        m.ir_version = min(m.ir_version, 10)
+    onnx.checker.check_model(m)
+    return m, inputs
+
+
+def node(cid, op, ins, attrs=None, opset=17, consts=(), n_out=1, outputs_used=None):
+    """One-node case. ``ins`` is a list of arrays (None = absent optional input); the indices in
+    ``consts`` become initializers, the rest graph inputs."""
+    names, feeds, init = [], {}, {}
+    for i, a in enumerate(ins):
+        if a is None:
+            names.append("")
+            continue
+        name = f"in{i}"
+        names.append(name)
+        (init if i in consts else feeds)[name] = a
+    outs = [f"out{k}" for k in range(n_out)]
+    if outputs_used is not None:
+        outs = [o if k in outputs_used else "" for k, o in enumerate(outs)]
+    n = helper.make_node(op, names, outs, **(attrs or {}))
+    m, feeds = make_model([n], feeds, init, outputs=[o for o in outs if o], opset=opset)
+    return Case(cid, m, feeds)
+
+
+def graph(cid, nodes, inputs, consts=None, opset=17, outputs=None):
+    m, feeds = make_model(nodes, inputs, consts, outputs=outputs, opset=opset)
+    return Case(cid, m, feeds)
+
+
+N = helper.make_node
+X4 = (2, 3, 4, 5)
+
+
+# ---------------------------------------------------------------- elementwise
+def elementwise_cases() -> list[Case]:
+    c = []
+    x = f32(*X4)
+    pos = f32(*X4, low=0.1, high=3.0)
+    away = np.where(np.abs(x) < 0.2, 0.5, x).astype(np.float32)
+    for op, a in [("Relu", x), ("Sigmoid", x), ("Tanh", x), ("Exp", x), ("Log", pos),
+                  ("Sqrt", pos), ("Reciprocal", away), ("Neg", x), ("Abs", x), ("Erf", x),
+                  ("Floor", x * 3), ("Ceil", x * 3), ("HardSwish", x * 3), ("Identity", x)]:
+        c.append(node(op, op, [a]))
+    c.append(node("LeakyRelu-default", "LeakyRelu", [x]))
+    c.append(node("LeakyRelu-alpha", "LeakyRelu", [x], {"alpha": 0.3}))
+    c.append(node("HardSigmoid-default", "HardSigmoid", [x * 4]))
+    c.append(node("HardSigmoid-alpha-beta", "HardSigmoid", [x * 4], {"alpha": 0.5, "beta": 0.25}))
+    c.append(node("Gelu-none", "Gelu", [x], opset=20))
+    c.append(node("Gelu-tanh", "Gelu", [x], {"approximate": "tanh"}, opset=20))
+    c.append(node("Clip-v6-attrs", "Clip", [x], {"min": -0.5, "max": 0.7}, opset=6))
+    c.append(node("Clip-v6-default", "Clip", [x], opset=6))
+    c.append(node("Clip-v11-min", "Clip", [x, np.array(-0.5, np.float32)], opset=11, consts=(1,)))
+    c.append(node("Clip-v11-max", "Clip", [x, None, np.array(0.3, np.float32)], opset=11, consts=(2,)))
+    c.append(node("Clip-v13-both-runtime", "Clip", [x, np.array(-1.0, np.float32), np.array(0.5, np.float32)], opset=13))
+    c.append(node("Clip-v13-none", "Clip", [x], opset=13))
+    c.append(node("Clip-int64", "Clip", [i64(-5, 0, 3, 9), i64(-2), i64(4)], opset=13, consts=(1, 2)))
+    y45 = f32(4, 5)
+    c.append(node("Add-broadcast", "Add", [x, y45]))
+    c.append(node("Sub-broadcast-const", "Sub", [x, f32(3, 1, 1)], consts=(1,)))
+    c.append(node("Mul-scalar-const", "Mul", [x, np.array(2.5, np.float32)], consts=(1,)))
+    c.append(node("Div-broadcast", "Div", [x, np.where(np.abs(y45) < 0.2, 1.0, y45).astype(np.float32)]))
+    c.append(node("Div-int64-trunc", "Div", [i64(-7, 7, -8, 9, 0, -1), i64(2, -2, 3, 4, 5, 3)]))
+    c.append(node("Div-int32", "Div", [np.array([-7, 7, 10], np.int32), np.array([2, 2, -3], np.int32)]))
+    c.append(node("Add-int64", "Add", [i64(1, 2, 3), i64(10)], consts=(1,)))
+    c.append(node("Pow-square-const", "Pow", [x, np.array(2.0, np.float32)], consts=(1,)))
+    c.append(node("Pow-sqrt-const", "Pow", [pos, np.array(0.5, np.float32)], consts=(1,)))
+    c.append(node("Pow-runtime", "Pow", [pos, f32(4, 5)]))
+    c.append(node("Pow-int-exponent", "Pow", [x, i64(3)], consts=(1,)))
+    c.append(node("Equal-float", "Equal", [np.round(x), np.round(f32(4, 5))]))
+    c.append(node("Equal-int", "Equal", [i64(1, 2, 3, 4), i64(1, 0, 3, 0)]))
+    c.append(node("Less", "Less", [x, y45]))
+    c.append(node("Greater", "Greater", [x, np.array(0.1, np.float32)], consts=(1,)))
+    c.append(node("Less-int", "Less", [i64(1, 5, 3), i64(2, 2, 3)]))
+    b1 = RNG.random(X4) > 0.5
+    b2 = RNG.random((4, 5)) > 0.5
+    c.append(node("Not", "Not", [b1]))
+    c.append(node("And", "And", [b1, b2]))
+    c.append(node("Or", "Or", [b1, b2]))
+    c.append(node("Where-broadcast", "Where", [b2, x, np.array(0.0, np.float32)], consts=(2,)))
+    c.append(node("Sum-3", "Sum", [x, y45, f32(5)]))
+    c.append(node("Sum-1", "Sum", [x]))
+    c.append(node("Min-2", "Min", [x, y45]))
+    c.append(node("Max-3", "Max", [x, y45, f32(1, 1, 1, 5)]))
+    c.append(node("Dropout-v12-mask", "Dropout", [x], opset=12, n_out=2))
+    c.append(node("Dropout-v7", "Dropout", [x], opset=7))
+    c.append(node("Dropout-v13-ratio", "Dropout", [x, np.array(0.3, np.float32), np.array(False)],
+                  opset=13, consts=(1, 2)))
+    return c
+
+
+# ---------------------------------------------------------------- matmul
+def matmul_cases() -> list[Case]:
+    c = []
+    c.append(node("MatMul-2d", "MatMul", [f32(3, 4), f32(4, 5)]))
+    c.append(node("MatMul-batch-broadcast", "MatMul", [f32(2, 1, 3, 4), f32(3, 4, 5)]))
+    c.append(node("MatMul-const-weight", "MatMul", [f32(2, 3, 4), f32(4, 6)], consts=(1,)))
+    c.append(node("MatMul-1d-left", "MatMul", [f32(4), f32(2, 4, 5)]))
+    c.append(node("MatMul-1d-right", "MatMul", [f32(2, 3, 4), f32(4)]))
+    c.append(node("MatMul-1d-1d", "MatMul", [f32(4), f32(4)]))
+    a, b = f32(3, 4), f32(4, 5)
+    c.append(node("Gemm-bias", "Gemm", [a, b, f32(5)], consts=(1, 2)))
+    c.append(node("Gemm-transA", "Gemm", [f32(4, 3), b, f32(5)], {"transA": 1}, consts=(1, 2)))
+    c.append(node("Gemm-transB", "Gemm", [a, f32(5, 4), f32(5)], {"transB": 1}, consts=(1, 2)))
+    c.append(node("Gemm-alpha-beta", "Gemm", [a, b, f32(3, 5)], {"alpha": 0.5, "beta": 2.0}))
+    c.append(node("Gemm-C-scalar", "Gemm", [a, b, np.array(1.5, np.float32)], consts=(2,)))
+    c.append(node("Gemm-C-column", "Gemm", [a, b, f32(3, 1)], {"beta": -1.0}))
+    c.append(node("Gemm-no-C", "Gemm", [f32(4, 3), f32(5, 4)], {"transA": 1, "transB": 1}, opset=11))
+    c.append(node("Gemm-v9-both-trans", "Gemm", [f32(4, 3), f32(5, 4), f32(1, 5)],
+                  {"transA": 1, "transB": 1, "alpha": 2.0}, opset=9))
+    return c
+
+
+# ---------------------------------------------------------------- nn
+def nn_cases() -> list[Case]:
+    c = []
+    x = f32(2, 4, 7, 7)
+    w = f32(6, 4, 3, 3)
+    bias = f32(6)
+    c.append(node("Conv-basic-bias", "Conv", [x, w, bias], consts=(1, 2)))
+    c.append(node("Conv-stride-pads", "Conv", [x, w], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, consts=(1,)))
+    c.append(node("Conv-dilation", "Conv", [x, w, bias], {"dilations": [2, 2], "pads": [2, 2, 2, 2]}, consts=(1, 2)))
+    c.append(node("Conv-groups", "Conv", [x, f32(6, 2, 3, 3), bias], {"group": 2, "pads": [1, 1, 1, 1]}, consts=(1, 2)))
+    c.append(node("Conv-depthwise", "Conv", [x, f32(4, 1, 3, 3)], {"group": 4, "pads": [1, 1, 1, 1]}, consts=(1,)))
+    c.append(node("Conv-same-upper-s2", "Conv", [x, w], {"auto_pad": "SAME_UPPER", "strides": [2, 2]}, consts=(1,)))
+    c.append(node("Conv-same-lower", "Conv", [x, f32(6, 4, 2, 2)], {"auto_pad": "SAME_LOWER"}, consts=(1,)))
+    c.append(node("Conv-valid", "Conv", [x, w], {"auto_pad": "VALID", "strides": [2, 1]}, consts=(1,)))
+    c.append(node("Conv-asym-pads", "Conv", [x, w, bias], {"pads": [0, 1, 2, 0]}, consts=(1, 2)))
+    c.append(node("Conv-1x1-runtime-weight", "Conv", [x, f32(5, 4, 1, 1)]))
+    c.append(node("Conv-kernel-rect", "Conv", [x, f32(3, 4, 1, 3)], {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1]}, consts=(1,)))
+    x1 = f32(2, 4, 9)
+    c.append(node("Conv1d-stride-pads", "Conv", [x1, f32(5, 4, 3), f32(5)], {"strides": [2], "pads": [1, 2]}, consts=(1, 2)))
+    c.append(node("Conv1d-same-dilation", "Conv", [x1, f32(5, 4, 3)], {"auto_pad": "SAME_UPPER", "dilations": [2]}, consts=(1,)))
+    c.append(node("Conv1d-depthwise", "Conv", [x1, f32(4, 1, 3)], {"group": 4}, consts=(1,)))
+    # pooling
+    c.append(node("MaxPool-k3s2p1", "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}))
+    c.append(node("MaxPool-ceil", "MaxPool", [x], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}))
+    c.append(node("MaxPool-dilation", "MaxPool", [x], {"kernel_shape": [2, 2], "dilations": [2, 2]}, opset=12))
+    c.append(node("MaxPool-asym-pads", "MaxPool", [x], {"kernel_shape": [3, 2], "pads": [0, 1, 2, 0]}))
+    c.append(node("MaxPool-same-upper", "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}))
+    c.append(node("MaxPool-v8", "MaxPool", [x], {"kernel_shape": [2, 2]}, opset=8))
+    c.append(node("MaxPool1d", "MaxPool", [x1], {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}))
+    c.append(node("AveragePool-exclude-pad", "AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}))
+    c.append(node("AveragePool-include-pad", "AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}))
+    c.append(node("AveragePool-ceil-exclude", "AveragePool", [x], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}))
+    c.append(node("AveragePool-ceil-include", "AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1, "count_include_pad": 1}))
+    c.append(node("AveragePool-asym-pads", "AveragePool", [x], {"kernel_shape": [2, 3], "pads": [1, 0, 0, 2]}))
+    c.append(node("AveragePool-same-lower", "AveragePool", [x], {"kernel_shape": [2, 2], "auto_pad": "SAME_LOWER"}))
+    c.append(node("AveragePool-plain", "AveragePool", [x], {"kernel_shape": [7, 7]}))
+    c.append(node("AveragePool1d", "AveragePool", [x1], {"kernel_shape": [2], "strides": [2], "pads": [0, 1]}))
+    c.append(node("GlobalAveragePool", "GlobalAveragePool", [x]))
+    c.append(node("GlobalMaxPool", "GlobalMaxPool", [x]))
+    c.append(node("GlobalAveragePool-1d", "GlobalAveragePool", [x1]))
+    # conv chains: exercise the channels-last path through BN, Relu, Add, Concat, pools, LRN
+    w1, w2 = f32(4, 4, 3, 3), f32(4, 4, 1, 1)
+    bn = [f32(4, low=0.5, high=1.5), f32(4), f32(4), f32(4, low=0.5, high=2.0)]
+    c.append(graph("Chain-conv-bn-relu-add-concat-gap", [
+        N("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        N("BatchNormalization", ["c1", "s", "b", "m", "v"], ["n1"], epsilon=1e-3),
+        N("Relu", ["n1"], ["r1"]),
+        N("Conv", ["r1", "w2"], ["c2"]),
+        N("Add", ["c2", "r1"], ["a"]),
+        N("Concat", ["a", "r1"], ["cat"], axis=1),
+        N("MaxPool", ["cat"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        N("GlobalAveragePool", ["p"], ["y"]),
+    ], {"x": x}, {"w1": w1, "w2": w2, "s": bn[0], "b": bn[1], "m": bn[2], "v": bn[3]}))
+    c.append(graph("Chain-conv-lrn-pool-flatten", [
+        N("Conv", ["x", "w1"], ["c1"]),
+        N("Relu", ["c1"], ["r1"]),
+        N("LRN", ["r1"], ["l"], size=3, alpha=1e-2, beta=0.75, bias=2.0),
+        N("AveragePool", ["l"], ["p"], kernel_shape=[2, 2], strides=[1, 1]),
+        N("Flatten", ["p"], ["y"]),
+    ], {"x": x}, {"w1": w1}))
+    # normalizations
+    c.append(node("BatchNormalization-v9", "BatchNormalization", [x, *bn], {"epsilon": 1e-4}, opset=9, consts=(1, 2, 3, 4)))
+    c.append(node("BatchNormalization-v15", "BatchNormalization", [x, *bn], opset=15, consts=(1, 2, 3, 4)))
+    c.append(node("BatchNormalization-rank2", "BatchNormalization", [f32(3, 4), *bn], opset=15, consts=(1, 2, 3, 4)))
+    c.append(node("LRN-size3", "LRN", [x], {"size": 3}))
+    c.append(node("LRN-size4-params", "LRN", [x], {"size": 4, "alpha": 0.1, "beta": 0.5, "bias": 1.5}))
+    xs = f32(2, 3, 8)
+    c.append(node("LayerNormalization-last", "LayerNormalization", [xs, f32(8), f32(8)], {"epsilon": 1e-5}, consts=(1, 2)))
+    c.append(node("LayerNormalization-no-bias", "LayerNormalization", [xs, f32(8)], consts=(1,)))
+    c.append(node("LayerNormalization-axis1", "LayerNormalization", [xs, f32(3, 8), f32(3, 8)], {"axis": 1}, consts=(1, 2)))
+    c.append(node("LayerNormalization-scale-broadcast", "LayerNormalization", [xs, f32(1, 8)], {"axis": -2}, consts=(1,)))
+    c.append(node("LayerNormalization-stats", "LayerNormalization", [xs, f32(8), f32(8)], consts=(1, 2), n_out=3))
+    # softmax
+    x3 = f32(2, 3, 4)
+    c.append(node("Softmax-v11-axis1-flatten", "Softmax", [f32(*X4)], {"axis": 1}, opset=11))
+    c.append(node("Softmax-v11-default", "Softmax", [x3], opset=11))
+    c.append(node("Softmax-v13-default", "Softmax", [x3], opset=13))
+    c.append(node("Softmax-v13-axis-neg2", "Softmax", [x3], {"axis": -2}, opset=13))
+    c.append(node("LogSoftmax-v11-axis2", "LogSoftmax", [x3], {"axis": 2}, opset=11))
+    c.append(node("LogSoftmax-v13-axis0", "LogSoftmax", [x3], {"axis": 0}, opset=13))
+    return c
+
+
+# ---------------------------------------------------------------- shape and reduce
+def shape_cases() -> list[Case]:
+    c = []
+    x = f32(*X4)
+    c.append(node("Reshape-zero-minus1", "Reshape", [x, i64(0, -1, 5)], consts=(1,)))
+    c.append(node("Reshape-v14-allowzero", "Reshape", [x, i64(6, 20)], {"allowzero": 1}, opset=14, consts=(1,)))
+    c.append(node("Flatten-axis0", "Flatten", [x], {"axis": 0}))
+    c.append(node("Flatten-axis2", "Flatten", [x], {"axis": 2}))
+    c.append(node("Flatten-axis-neg1", "Flatten", [x], {"axis": -1}))
+    c.append(node("Transpose-default", "Transpose", [x]))
+    c.append(node("Transpose-perm", "Transpose", [x], {"perm": [0, 2, 3, 1]}))
+    s = f32(2, 1, 4, 1)
+    c.append(node("Squeeze-v11-attr", "Squeeze", [s], {"axes": [1]}, opset=11))
+    c.append(node("Squeeze-v13-input", "Squeeze", [s, i64(-1, 1)], opset=13, consts=(1,)))
+    c.append(node("Squeeze-all", "Squeeze", [s], opset=13))
+    c.append(node("Unsqueeze-v11-attr", "Unsqueeze", [f32(3, 4)], {"axes": [0, 3]}, opset=11))
+    c.append(node("Unsqueeze-v13-neg", "Unsqueeze", [f32(3, 4), i64(-1, 1)], opset=13, consts=(1,)))
+    c.append(node("Concat-axis1", "Concat", [x, f32(2, 2, 4, 5)], {"axis": 1}))
+    c.append(node("Concat-axis-neg1-3", "Concat", [f32(3, 2), f32(3, 1), f32(3, 4)], {"axis": -1}))
+    c.append(node("Split-v11-attr", "Split", [x], {"axis": 3, "split": [2, 3]}, opset=11, n_out=2))
+    c.append(node("Split-v13-input", "Split", [x, i64(1, 3)], {"axis": 2}, opset=13, consts=(1,), n_out=2))
+    c.append(node("Split-v13-equal", "Split", [f32(6, 2)], opset=13, n_out=3))
+    c.append(node("Split-v18-num-outputs", "Split", [f32(2, 7)], {"axis": 1, "num_outputs": 3}, opset=18, n_out=3))
+    c.append(node("Slice-v9-attrs", "Slice", [x], {"starts": [1, -3], "ends": [1000, -1], "axes": [1, 3]}, opset=9))
+    c.append(node("Slice-v13-steps", "Slice", [x, i64(0, 1), i64(4, 5), i64(2, 3), i64(2, 2)], opset=13, consts=(1, 2, 3, 4)))
+    c.append(node("Slice-v13-negative-step", "Slice", [x, i64(-1, 3), i64(-1000, 0), i64(3, 2), i64(-1, -2)], opset=13, consts=(1, 2, 3, 4)))
+    c.append(node("Slice-v13-sentinels", "Slice", [x, i64(1), i64(np.iinfo(np.int64).max)], opset=13, consts=(1, 2)))
+    c.append(node("Slice-v13-reverse-all", "Slice", [f32(6), i64(np.iinfo(np.int64).max), i64(np.iinfo(np.int64).min), i64(0), i64(-1)], opset=13, consts=(1, 2, 3, 4)))
+    table = f32(10, 6)
+    c.append(node("Gather-axis0-negative", "Gather", [table, i64(0, -1, 3, -10)], consts=(0,)))
+    c.append(node("Gather-axis1-2d", "Gather", [x, np.array([[0, 2], [-1, 1]], np.int64)], {"axis": 1}))
+    c.append(node("Gather-scalar-index", "Gather", [x, np.array(-2, np.int64)], {"axis": 2}, consts=(1,)))
+    c.append(node("Gather-int32-indices", "Gather", [table, np.array([[1, 2, 3]], np.int32)], consts=(0,)))
+    c.append(node("Cast-float-int32", "Cast", [x * 3], {"to": TensorProto.INT32}))
+    c.append(node("Cast-int-float", "Cast", [i64(-3, 0, 7)], {"to": TensorProto.FLOAT}))
+    c.append(node("Cast-float-bool", "Cast", [np.array([0.0, 1.5, -2.0, 0.0], np.float32)], {"to": TensorProto.BOOL}))
+    c.append(node("Cast-bool-float", "Cast", [np.array([True, False, True])], {"to": TensorProto.FLOAT}))
+    c.append(node("Cast-float-double", "Cast", [x], {"to": TensorProto.DOUBLE}))
+    c.append(node("CastLike", "CastLike", [x * 3, i64(0)], opset=15, consts=(1,)))
+    c.append(node("Expand-bidirectional", "Expand", [f32(3, 1), i64(2, 1, 4)], consts=(1,)))
+    c.append(node("Expand-same", "Expand", [f32(3, 4), i64(3, 4)], consts=(1,)))
+    c.append(node("Shape-v15-start-end", "Shape", [x], {"start": 1, "end": -1}, opset=15))
+    c.append(node("Size", "Size", [x]))
+    c.append(graph("Constant-feeds-Add", [
+        N("Constant", [], ["k"], value=numpy_helper.from_array(f32(4, 5), "k")),
+        N("Constant", [], ["k2"], value_float=0.5),
+        N("Add", ["x", "k"], ["a"]),
+        N("Mul", ["a", "k2"], ["y"]),
+    ], {"x": x}))
+    c.append(graph("ConstantOfShape-from-Shape", [
+        N("Shape", ["x"], ["s"]),
+        N("ConstantOfShape", ["s"], ["z"], value=numpy_helper.from_array(np.array([1.5], np.float32))),
+        N("Add", ["x", "z"], ["y"]),
+    ], {"x": x}))
+    c.append(graph("Range-folded", [
+        N("Range", ["a", "b", "d"], ["r"]),
+        N("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+        N("Add", ["x", "rf"], ["y"]),
+    ], {"x": x}, {"a": np.array(1, np.int64), "b": np.array(11, np.int64), "d": np.array(2, np.int64)}))
+    # the exporter pattern: Shape -> Gather -> Unsqueeze -> Concat -> Reshape
+    c.append(graph("Exporter-shape-chain", [
+        N("Shape", ["x"], ["s"]),
+        N("Gather", ["s", "i0"], ["n"], axis=0),
+        N("Unsqueeze", ["n", "ax"], ["nu"]),
+        N("Concat", ["nu", "m1"], ["shape"], axis=0),
+        N("Reshape", ["x", "shape"], ["y"]),
+    ], {"x": x}, {"i0": np.array(0, np.int64), "ax": i64(0), "m1": i64(-1)}, opset=13))
+    # reductions
+    c.append(node("ReduceMean-v13-attr", "ReduceMean", [x], {"axes": [1, 3]}, opset=13))
+    c.append(node("ReduceMean-v13-keepdims0", "ReduceMean", [x], {"axes": [-1], "keepdims": 0}, opset=13))
+    c.append(node("ReduceMean-v18-input", "ReduceMean", [x, i64(2)], opset=18, consts=(1,)))
+    c.append(node("ReduceMean-all", "ReduceMean", [x], {"keepdims": 0}, opset=13))
+    c.append(node("ReduceSum-v11-attr", "ReduceSum", [x], {"axes": [0, 2], "keepdims": 0}, opset=11))
+    c.append(node("ReduceSum-v13-input", "ReduceSum", [x, i64(-2)], opset=13, consts=(1,)))
+    c.append(node("ReduceSum-v13-noop", "ReduceSum", [x], {"noop_with_empty_axes": 1}, opset=13))
+    c.append(node("ReduceSum-v13-all", "ReduceSum", [x], opset=13))
+    c.append(node("ReduceSum-int64", "ReduceSum", [np.arange(12, dtype=np.int64).reshape(3, 4), i64(1)], opset=13, consts=(1,)))
+    c.append(node("ReduceMax-v13-multi", "ReduceMax", [x], {"axes": [-1, 1], "keepdims": 0}, opset=13))
+    c.append(node("ReduceMax-v18-input", "ReduceMax", [x, i64(0)], opset=18, consts=(1,)))
+    c.append(node("ReduceMin", "ReduceMin", [x], {"axes": [2]}, opset=13))
+    c.append(node("ReduceProd", "ReduceProd", [x], {"axes": [3]}, opset=13))
+    c.append(node("ReduceL1", "ReduceL1", [x], {"axes": [1]}, opset=13))
+    c.append(node("ReduceL2", "ReduceL2", [x], {"axes": [1]}, opset=13))
+    c.append(node("ReduceSumSquare", "ReduceSumSquare", [x], {"axes": [3], "keepdims": 0}, opset=13))
+    c.append(node("ReduceLogSum", "ReduceLogSum", [np.abs(x) + 0.1], {"axes": [2]}, opset=13))
+    return c
+
+
+GROUPS = {
+    "elementwise": elementwise_cases,
+    "matmul": matmul_cases,
+    "nn": nn_cases,
+    "shape": shape_cases,
+}
