@@ -81,6 +81,18 @@ def static_shape(x: TensorValue) -> tuple[int, ...]:
     return tuple(int(d) for d in x.shape)
 
 
+def make_constant(value, device: DeviceRef, dtype: DType | None = None) -> TensorValue:
+    """``ops.constant`` of ``value`` (converted to ``dtype``), keeping 0-d values 0-d (MAX 26.7's
+    ``ops.constant`` makes a 0-d array shape [1])."""
+    arr = np.asarray(value)
+    if dtype is None:
+        dtype = dtypes.max_from_numpy(arr.dtype)
+    elif dtype != DType.bfloat16:
+        arr = arr.astype(dtype.to_numpy(), copy=False)
+    c = ops.constant(dtypes.c_contiguous(arr), dtype, device=device)
+    return ops.reshape(c, []) if arr.ndim == 0 else c
+
+
 @dataclass
 class _Entry:
     first: TensorValue | None = None  # the ONNX (channels-first) layout
@@ -239,10 +251,8 @@ class NodeContext:
 
     # ---- helpers
     def constant(self, value, dtype: DType | None = None) -> TensorValue:
-        """A graph constant on this graph's device."""
-        arr = np.asarray(value)
-        dt = dtype if dtype is not None else dtypes.max_from_numpy(arr.dtype)
-        return ops.constant(arr, dt, device=self.device)
+        """A graph constant on this graph's device, converted to ``dtype`` when given."""
+        return make_constant(value, self.device, dtype)
 
 
 class _Lowering:
@@ -273,8 +283,7 @@ class _Lowering:
             )
         if name in self.p.folded and arr.size <= SMALL_CONSTANT or name not in self.p.values:
             self.lowered.consumed.add(name)
-            return ops.constant(dtypes.c_contiguous(arr), dtypes.max_from_numpy(arr.dtype),
-                                device=self.device)
+            return make_constant(arr, self.device)
         wname = f"{self.prefix}w{len(self.lowered.weights)}"
         w = Weight(wname, dtypes.max_from_numpy(arr.dtype), list(arr.shape), self.device)
         self.lowered.weights.append((wname, name))
@@ -392,9 +401,9 @@ def lower_graph(
                 raise
             except Exception as e:
                 raise ctx.error(f"{type(e).__name__}: {e}") from e
-            if ctx.channels_last_mode and isinstance(result, TensorValue):
-                result = ChannelsLast(result)
             results = list(result) if isinstance(result, (list, tuple)) else [result]
+            if ctx.channels_last_mode:
+                results = [ChannelsLast(r) if isinstance(r, TensorValue) else r for r in results]
             for k in range(len(node.output)):
                 if not node.output[k]:
                     continue

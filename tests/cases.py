@@ -189,7 +189,7 @@ def nn_cases() -> list[Case]:
     c.append(node("Conv-kernel-rect", "Conv", [x, f32(3, 4, 1, 3)], {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1]}, consts=(1,)))
     x1 = f32(2, 4, 9)
     c.append(node("Conv1d-stride-pads", "Conv", [x1, f32(5, 4, 3), f32(5)], {"strides": [2], "pads": [1, 2]}, consts=(1, 2)))
-    c.append(node("Conv1d-same-dilation", "Conv", [x1, f32(5, 4, 3)], {"auto_pad": "SAME_UPPER", "dilations": [2]}, consts=(1,)))
+    c.append(node("Conv1d-same-upper-stride", "Conv", [x1, f32(5, 4, 3)], {"auto_pad": "SAME_UPPER", "strides": [2]}, consts=(1,)))
     c.append(node("Conv1d-depthwise", "Conv", [x1, f32(4, 1, 3)], {"group": 4}, consts=(1,)))
     # pooling
     c.append(node("MaxPool-k3s2p1", "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}))
@@ -235,7 +235,7 @@ def nn_cases() -> list[Case]:
     c.append(node("BatchNormalization-v15", "BatchNormalization", [x, *bn], opset=15, consts=(1, 2, 3, 4)))
     c.append(node("BatchNormalization-rank2", "BatchNormalization", [f32(3, 4), *bn], opset=15, consts=(1, 2, 3, 4)))
     c.append(node("LRN-size3", "LRN", [x], {"size": 3}))
-    c.append(node("LRN-size4-params", "LRN", [x], {"size": 4, "alpha": 0.1, "beta": 0.5, "bias": 1.5}))
+    c.append(node("LRN-size5-params", "LRN", [x], {"size": 5, "alpha": 0.1, "beta": 0.5, "bias": 1.5}))
     xs = f32(2, 3, 8)
     c.append(node("LayerNormalization-last", "LayerNormalization", [xs, f32(8), f32(8)], {"epsilon": 1e-5}, consts=(1, 2)))
     c.append(node("LayerNormalization-no-bias", "LayerNormalization", [xs, f32(8)], consts=(1,)))

@@ -85,7 +85,13 @@ def converted():
 
     def get(name):
         if name not in _GROUPS:
-            _GROUPS[name] = ConvertedGroup(GROUPS[name]())
-        return _GROUPS[name]
+            try:
+                _GROUPS[name] = ConvertedGroup(GROUPS[name]())
+            except Exception as e:  # build once; every case of the group reports it
+                _GROUPS[name] = e
+        group = _GROUPS[name]
+        if isinstance(group, Exception):
+            raise AssertionError(f"group '{name}' failed to build: {type(group).__name__}: {group}")
+        return group
 
     return get

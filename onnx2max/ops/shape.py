@@ -224,12 +224,26 @@ def _apply_slice(ctx, idx):
 @converter("Gather")
 def gather(ctx):
     """ONNX ``Gather`` along ``axis`` (any axis; negative indices count from the end).
-    MAX ``ops.gather``."""
-    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    Indices known at conversion are normalised (a scalar one becomes a slice); others go to
+    MAX ``ops.gather`` (a 0-d index tensor is gathered as shape [1], then the axis dropped)."""
+    xs = ctx.shape(0)
+    axis = int(ctx.attr("axis")) % len(xs)
+    x = ctx.input(0)
+    if ctx.is_const(1):
+        idx = ctx.const(1).astype(np.int64)
+        if np.any((idx < -xs[axis]) | (idx >= xs[axis])):
+            raise ctx.error(f"indices {idx.tolist()} out of range for axis {axis} of size {xs[axis]}")
+        idx = idx % xs[axis]
+        if idx.ndim == 0:
+            return ops.slice_tensor(x, [slice(None)] * axis + [int(idx)])
+        return ops.gather(x, ctx.constant(idx), axis=axis)
     idx = ctx.input(1)
     if idx.dtype not in (DType.int32, DType.int64):
         raise ctx.error(f"indices of type {idx.dtype}; expected int32 or int64")
-    return ops.gather(ctx.input(0), idx, axis=axis)
+    if idx.rank == 0:
+        y = ops.gather(x, ops.reshape(idx, [1]), axis=axis)
+        return ops.reshape(y, [d for i, d in enumerate(xs) if i != axis])
+    return ops.gather(x, idx, axis=axis)
 
 
 @converter("Expand")

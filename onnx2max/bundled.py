@@ -1,0 +1,57 @@
+"""Real models that ship inside the onnx package (``onnx/backend/test/data/light``).
+
+Each is a full CNN (AlexNet, DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet,
+VGG-19, ZFNet-512) whose weights are made by ``ConstantOfShape`` nodes, with the expected output
+for an all-ones input in ``light_<name>_output_0.pb``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def light_dir() -> Path:
+    import onnx
+
+    return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def bundled_models() -> dict[str, Path]:
+    """``{name: path}`` of the real models shipped with the installed onnx package."""
+    d = light_dir()
+    if not d.is_dir():
+        return {}
+    return {
+        p.stem[len("light_"):]: p
+        for p in sorted(d.glob("light_*.onnx"))
+    }
+
+
+def expected_output(name: str) -> np.ndarray:
+    """The expected output of bundled model ``name`` for an all-ones input."""
+    from onnx import TensorProto, numpy_helper
+
+    t = TensorProto()
+    t.ParseFromString((light_dir() / f"light_{name}_output_0.pb").read_bytes())
+    return numpy_helper.to_array(t)
+
+
+def resolve_model(arg: str) -> Path:
+    """A path, or the name of a bundled model (``squeezenet``, ``light_resnet50``, ...).
+
+    Raises:
+        FileNotFoundError: neither a file nor a bundled model; the message lists the names.
+    """
+    p = Path(arg)
+    if p.exists():
+        return p
+    models = bundled_models()
+    key = arg[len("light_"):] if arg.startswith("light_") else arg
+    key = key.removesuffix(".onnx")
+    if key in models:
+        return models[key]
+    raise FileNotFoundError(
+        f"{arg}: no such file, and not a bundled model (bundled: {', '.join(models) or 'none'})"
+    )

@@ -1,0 +1,194 @@
+"""The ``onnx2max`` command: ``run``, ``check`` and ``ops``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import Onnx2MaxError
+
+
+def _parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]] | None:
+    shapes = {}
+    for item in items:
+        name, sep, dims = item.rpartition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"'{item}': expected NAME=D0,D1,...", param_hint="--input-shape")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(",") if d.strip() != "")
+        except ValueError:
+            raise click.BadParameter(f"'{item}': dims must be integers", param_hint="--input-shape") from None
+    return shapes or None
+
+
+def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
+    feeds = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"'{item}': expected NAME=FILE.npy", param_hint="--input")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(f"'{path}': cannot read a .npy array ({e})", param_hint="--input") from None
+    return feeds
+
+
+def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in model.inputs:
+        if spec.name in given:
+            feeds[spec.name] = given[spec.name]
+        elif spec.has_default:
+            continue
+        elif ones:
+            feeds[spec.name] = np.ones(spec.shape, dtype=spec.dtype)
+        elif spec.dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(spec.shape).astype(spec.dtype)
+        elif spec.dtype.kind == "b":
+            feeds[spec.name] = rng.random(spec.shape) > 0.5
+        else:
+            feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(spec.dtype)
+    return feeds
+
+
+def _convert(model_arg, device, input_shape, cache_dir, no_cache):
+    from . import from_onnx
+    from .bundled import resolve_model
+
+    try:
+        path = resolve_model(model_arg)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    t0 = time.monotonic()
+    model = from_onnx(
+        path,
+        device=device,
+        input_shapes=_parse_shapes(input_shape),
+        cache_dir=False if no_cache else cache_dir,
+    )
+    how = "from the compile cache" if model.cache_hit else "compiled"
+    click.echo(f"{path}: {how} for {model.device} in {time.monotonic() - t0:.2f} s", err=True)
+    return path, model
+
+
+def _common(f):
+    f = click.option("--device", default="cpu", show_default=True, help="cpu, gpu or gpu:N")(f)
+    f = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D0,D1,...",
+                     help="fix the shape of a graph input with symbolic dims (repeatable)")(f)
+    f = click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
+                     help="an input array from a .npy file (repeatable); others are random")(f)
+    f = click.option("--ones", is_flag=True, help="all-ones inputs instead of random ones")(f)
+    f = click.option("--seed", default=0, show_default=True, help="seed of the random inputs")(f)
+    f = click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+                     help="compile cache folder (default $ONNX2MAX_CACHE_DIR or ~/.cache/onnx2max)")(f)
+    f = click.option("--no-cache", is_flag=True, help="do not read or write the compile cache")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="onnx2max")
+def main():
+    """Translate ONNX models to compiled MAX graphs, run them, check them against onnxruntime.
+
+    MODEL is a path to an .onnx file or the name of a real model bundled with the onnx
+    package (alexnet is bvlc_alexnet, densenet121, inception_v1, inception_v2, resnet50,
+    shufflenet, squeezenet, vgg19, zfnet512).
+    """
+
+
+@main.command()
+@click.argument("model")
+@_common
+def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
+    """Convert MODEL, run it once and print a summary of each output."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        _path, m = _convert(model, device, input_shape, cache_dir, no_cache)
+        feeds = _make_inputs(m, _parse_inputs(inputs), seed, ones)
+        t0 = time.monotonic()
+        outs = m.run(None, feeds)
+        dt = time.monotonic() - t0
+    except Onnx2MaxError as e:
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+    table = Table(title=f"outputs ({dt * 1e3:.2f} ms)")
+    for col in ("output", "dtype", "shape", "min", "max", "mean"):
+        table.add_column(col)
+    for spec, o in zip(m.outputs, outs):
+        num = o.astype(np.float64) if o.size else np.zeros(1)
+        table.add_row(spec.name, str(o.dtype), str(list(o.shape)), f"{num.min():.6g}",
+                      f"{num.max():.6g}", f"{num.mean():.6g}")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("model")
+@_common
+@click.option("--atol", default=1e-4, show_default=True, help="absolute tolerance")
+@click.option("--rtol", default=1e-3, show_default=True, help="relative tolerance")
+def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, atol, rtol):
+    """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
+
+    Exits with status 1 when an output differs by more than atol + rtol * |reference|.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise click.ClickException(
+            "check needs onnxruntime: pip install 'onnx2max[check]' (or pip install onnxruntime)"
+        ) from None
+    try:
+        path, m = _convert(model, device, input_shape, cache_dir, no_cache)
+        feeds = _make_inputs(m, _parse_inputs(inputs), seed, ones)
+        got = m.run(None, feeds)
+    except Onnx2MaxError as e:
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = sess.run([s.name for s in m.outputs], feeds)
+    table = Table(title=f"MAX vs onnxruntime {ort.__version__} (atol {atol:g}, rtol {rtol:g})")
+    for col in ("output", "shape", "max abs err", "max rel err", "result"):
+        table.add_column(col)
+    ok = True
+    for spec, g, w in zip(m.outputs, got, want):
+        if g.shape != w.shape or g.dtype != w.dtype:
+            table.add_row(spec.name, f"{list(g.shape)} vs {list(w.shape)}", "-", "-", "[red]FAIL (type)")
+            ok = False
+            continue
+        if g.dtype.kind in "fc":
+            diff = np.abs(g.astype(np.float64) - w.astype(np.float64))
+            rel = diff / np.maximum(np.abs(w.astype(np.float64)), np.finfo(np.float32).tiny)
+            close = bool(np.all((diff <= atol + rtol * np.abs(w)) | (np.isnan(g) & np.isnan(w))))
+            mabs, mrel = (float(np.nanmax(diff)), float(np.nanmax(rel))) if diff.size else (0.0, 0.0)
+        else:
+            close = bool(np.array_equal(g, w))
+            mabs = mrel = 0.0 if close else float("nan")
+        ok &= close
+        table.add_row(spec.name, str(list(g.shape)), f"{mabs:.3g}", f"{mrel:.3g}",
+                      "[green]ok" if close else "[red]FAIL")
+    Console().print(table)
+    if not ok:
+        click.echo("outputs differ from onnxruntime beyond the tolerance", err=True)
+        sys.exit(1)
+
+
+@main.command("ops")
+def list_ops():
+    """List the supported (domain, op type) pairs and the opsets where each converter starts."""
+    from . import supported_ops
+
+    for domain, op, since in supported_ops():
+        click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,141 @@
+"""Typed errors with messages that name the node, op or input concerned (no compile needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from cases import f32, node
+from onnx import TensorProto, helper
+
+import onnx2max
+from onnx2max import errors
+
+
+def _model(nodes, inputs, outputs, opset=17, inits=()):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_symbolic_dims_without_shapes_names_each_dim():
+    m = _model([helper.make_node("Relu", ["x"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "len"])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, "len"])])
+    with pytest.raises(errors.InvalidModelError) as e:
+        onnx2max.from_onnx(m)
+    msg = str(e.value)
+    assert "'x' dim 0" in msg and "'batch'" in msg and "dim 2" in msg and "input_shapes" in msg
+
+
+def test_input_shapes_for_unknown_input():
+    m = _model([helper.make_node("Relu", ["x"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    with pytest.raises(errors.InputError, match="'nope'|nope"):
+        onnx2max.from_onnx(m, input_shapes={"nope": (1,)})
+
+
+def test_unsupported_ops_are_all_listed_before_compiling():
+    m = _model(
+        [helper.make_node("Relu", ["x"], ["a"]),
+         helper.make_node("NonZero", ["a"], ["b"], name="nz"),
+         helper.make_node("Foo", ["x"], ["c"], domain="com.example", name="custom")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("b", TensorProto.INT64, [1, None]),
+         helper.make_tensor_value_info("c", TensorProto.FLOAT, [2])],
+    )
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    with pytest.raises(errors.UnsupportedOpError) as e:
+        onnx2max.from_onnx(m)
+    assert {n.op_type for n in e.value.nodes} == {"NonZero", "Foo"}
+    assert "nz" in str(e.value) and "custom" in str(e.value) and "com.example" in str(e.value)
+
+
+def test_missing_default_opset_import():
+    m = _model([helper.make_node("Relu", ["x"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    del m.opset_import[:]
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    with pytest.raises((errors.InvalidModelError,)):
+        onnx2max.from_onnx(m)
+
+
+def test_dynamic_reshape_target_names_the_node():
+    m = _model([helper.make_node("Reshape", ["x", "s"], ["y"], name="r1")],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])])
+    with pytest.raises(errors.ConversionError) as e:
+        onnx2max.from_onnx(m)
+    assert "Reshape node 'r1'" in str(e.value) and "conversion time" in str(e.value)
+
+
+def test_gpu_on_a_machine_without_one():
+    from max import driver
+
+    if driver.accelerator_count() > 0:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(errors.DeviceError, match="cpu"):
+        onnx2max.from_onnx(node("x", "Relu", [f32(2)]).model, device="gpu")
+
+
+def test_unknown_device_name():
+    with pytest.raises(errors.DeviceError, match="tpu"):
+        onnx2max.from_onnx(node("x", "Relu", [f32(2)]).model, device="tpu")
+
+
+def test_missing_file_and_garbage_file(tmp_path):
+    with pytest.raises(errors.ModelLoadError, match="no such file"):
+        onnx2max.from_onnx(tmp_path / "absent.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\xff this is not protobuf \x12\x34" * 10)
+    with pytest.raises(errors.ModelLoadError):
+        onnx2max.from_onnx(bad)
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(errors.ModelLoadError, match="empty"):
+        onnx2max.from_onnx(empty)
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path):
+    w = np.ones((4, 4), np.float32)
+    t = onnx.numpy_helper.from_array(w, "w")
+    m = _model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], inits=[t])
+    sub = tmp_path / "model"
+    sub.mkdir()
+    (tmp_path / "secret.bin").write_bytes(w.tobytes())
+    onnx.save(m, sub / "m.onnx", save_as_external_data=True, location="w.bin",
+              size_threshold=0, all_tensors_to_external_data=True)
+    proto = onnx.load(sub / "m.onnx", load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for e in tensor.external_data:
+            if e.key == "location":
+                e.value = "../secret.bin"
+    onnx.save(proto, sub / "evil.onnx")
+    with pytest.raises(errors.ModelLoadError, match="outside"):
+        onnx2max.from_onnx(sub / "evil.onnx")
+
+
+def test_run_input_errors(converted):
+    group = converted("matmul")
+    model = group.models["MatMul-2d"]
+    case = group.cases["MatMul-2d"]
+    a, b = case.feeds["in0"], case.feeds["in1"]
+    with pytest.raises(errors.InputError, match="missing input.*in1"):
+        model.run(None, {"in0": a})
+    with pytest.raises(errors.InputError, match="unknown input.*bogus"):
+        model.run(None, {"in0": a, "in1": b, "bogus": a})
+    with pytest.raises(errors.InputError, match="float64.*float32"):
+        model.run(None, {"in0": a.astype(np.float64), "in1": b})
+    with pytest.raises(errors.InputError, match=r"shape \(4, 3\).*\(3, 4\)"):
+        model.run(None, {"in0": a.T.copy(), "in1": b})
+    with pytest.raises(errors.InputError, match="unknown output"):
+        model.run(["nope"], {"in0": a, "in1": b})
+    # non-contiguous arrays are copied, not refused
+    wide = np.zeros((3, 8), np.float32)
+    wide[:, ::2] = a
+    (got,) = model.run(None, {"in0": wide[:, ::2], "in1": b})
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)

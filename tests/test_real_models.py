@@ -1,0 +1,39 @@
+"""The nine real CNNs shipped inside the onnx package (``onnx/backend/test/data/light``) convert
+and match the expected outputs onnx ships for an all-ones input.
+
+All nine are compiled together in one MAX compile (``from_onnx_many``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_matches
+
+import onnx2max
+from onnx2max.bundled import bundled_models, expected_output
+
+NAMES = list(bundled_models())
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def real_models():
+    paths = [bundled_models()[n] for n in NAMES]
+    return dict(zip(NAMES, onnx2max.from_onnx_many(paths, progress=False)))
+
+
+def test_all_nine_are_bundled():
+    assert sorted(NAMES) == sorted([
+        "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50",
+        "shufflenet", "squeezenet", "vgg19", "zfnet512",
+    ])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_real_model_matches_expected_output(real_models, name):
+    model = real_models[name]
+    feeds = {s.name: np.ones(s.shape, s.dtype) for s in model.inputs if not s.has_default}
+    (got,) = model.run(None, feeds)
+    # the ONNX backend test suite's tolerances for these models
+    assert_matches(got, expected_output(name), name, atol=1e-7, rtol=1e-3)
