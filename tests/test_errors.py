@@ -107,8 +107,8 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
     sub = tmp_path / "model"
     sub.mkdir()
     (tmp_path / "secret.bin").write_bytes(w.tobytes())
-    onnx.save(m, sub / "m.onnx", save_as_external_data=True, location="w.bin",
-              size_threshold=0, all_tensors_to_external_data=True)
+    onnx.save_model(m, str(sub / "m.onnx"), save_as_external_data=True, location="w.bin",
+                    size_threshold=0)
     proto = onnx.load(sub / "m.onnx", load_external_data=False)
     for tensor in proto.graph.initializer:
         for e in tensor.external_data:
