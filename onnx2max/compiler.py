@@ -20,7 +20,7 @@ from max.graph import DeviceRef
 from max.graph.graph import Module
 
 from . import cache as cache_mod
-from . import dtypes
+from . import derive, dtypes
 from .errors import CompileError, DeviceError, InvalidModelError
 from .lower import check_supported, lower_graph
 from .prepare import Prepared, TensorSpec
@@ -145,15 +145,27 @@ class Built:
 
 
 def _weight_registry(ps, ids_list, manifest) -> list[dict[str, np.ndarray]]:
+    """The arrays for every weight of the manifest, dtype and shape checked (MAX does not)."""
     regs = []
     for p, ids, g in zip(ps, ids_list, manifest["graphs"]):
         by_id = {v: k for k, v in ids.items()}
-        reg = {}
-        for wname, cid, dt, shape in g["weights"]:
+
+        def value(cid, wname):
             name = by_id.get(cid)
             if name is None or name not in p.values:
-                raise CompileError(f"{p.source}: cache manifest names weight {cid}, absent here")
-            arr = dtypes.c_contiguous(p.values[name])
+                raise CompileError(f"{p.source}: the cache manifest names {cid} for weight "
+                                   f"'{wname}', which this model does not have")
+            return name, p.values[name]
+
+        reg = {}
+        for wname, src, dt, shape in g["weights"]:
+            if isinstance(src, str):
+                name, arr = value(src, wname)
+                arr = dtypes.c_contiguous(arr)
+            else:
+                inputs = [value(c, wname)[1] for c in src["from"]]
+                name = f"{src['recipe']} of " + ", ".join(by_id[c] for c in src["from"])
+                arr = derive.compute(src["recipe"], inputs, dict(src["params"]), shape)
             if str(arr.dtype) != dt or list(arr.shape) != list(shape):
                 raise InvalidModelError(
                     f"{p.source}: tensor '{name}' is {arr.dtype}{list(arr.shape)}, but the graph "
@@ -162,6 +174,18 @@ def _weight_registry(ps, ids_list, manifest) -> list[dict[str, np.ndarray]]:
             reg[wname] = arr
         regs.append(reg)
     return regs
+
+
+def _weight_manifest(p: Prepared, ids: dict[str, str], weights) -> list:
+    out = []
+    for w, src in weights:
+        if isinstance(src, str):
+            v = p.values[src]
+            out.append([w, ids[src], str(v.dtype), list(v.shape)])
+        else:
+            out.append([w, {"recipe": src.recipe, "from": [ids[n] for n in src.names],
+                            "params": dict(src.params)}, src.dtype, list(src.shape)])
+    return out
 
 
 def build(
@@ -247,10 +271,7 @@ def build(
         "max": cache_mod.max_version(),
         "graphs": [
             {
-                "weights": [
-                    [w, ids[name], str(p.values[name].dtype), list(p.values[name].shape)]
-                    for w, name in low.weights
-                ],
+                "weights": _weight_manifest(p, ids, low.weights),
                 "outputs": [[s.elem_type, list(s.shape)] for s in low.outputs],
             }
             for p, ids, low in zip(ps, ids_list, lowered)

@@ -19,7 +19,7 @@ from max.dtype import DType
 from max.graph import DeviceRef, Graph, TensorType, TensorValue, Weight, ops
 from onnx import helper
 
-from . import dtypes, registry
+from . import derive, dtypes, registry
 from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
 from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
 from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node
@@ -100,17 +100,28 @@ class _Entry:
     const: np.ndarray | None = None  # known at conversion time
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A weight computed at load time by ``derive.RECIPES[recipe]`` from values ``names``."""
+
+    recipe: str
+    names: tuple[str, ...]
+    params: tuple[tuple[str, Any], ...]
+    shape: tuple[int, ...]
+    dtype: str
+
+
 @dataclass
 class LoweredGraph:
     """What lowering produced beside the MAX graph itself.
 
     Attributes:
-        weights: ``(weight name in MAX, ONNX value name)`` for every ``Weight``.
+        weights: ``(weight name in MAX, ONNX value name or Derived)`` for every ``Weight``.
         consumed: ONNX value names whose *values* shaped the graph (read as constants).
         outputs: the graph outputs with the dtypes and shapes MAX computes.
     """
 
-    weights: list[tuple[str, str]] = field(default_factory=list)
+    weights: list[tuple[str, "str | Derived"]] = field(default_factory=list)
     consumed: set[str] = field(default_factory=set)
     outputs: list[TensorSpec] = field(default_factory=list)
 
@@ -249,6 +260,20 @@ class NodeContext:
         """``(elem_type, shape)`` ONNX shape inference gave output ``k``, if any."""
         return self._l.p.types.get(self.node.output[k])
 
+    def derived(self, recipe: str, inputs: list[int], shape, **params) -> TensorValue | None:
+        """A weight computed once at load time from inputs ``inputs`` (see ``derive.py``), of
+        ``shape``; ``None`` when an input is not an initializer (compute it in the graph then).
+
+        The graph depends only on the recipe and shapes, so the values stay out of the cache key.
+        """
+        names = tuple(self.node.input[i] if self.has_input(i) else "" for i in inputs)
+        values = self._l.p.values
+        if not all(n in values for n in names):
+            return None
+        spec = Derived(recipe, names, tuple(sorted(params.items())), tuple(int(d) for d in shape),
+                       str(values[names[0]].dtype))
+        return self._l.derived_weight(spec)
+
     # ---- helpers
     def constant(self, value, dtype: DType | None = None) -> TensorValue:
         """A graph constant on this graph's device, converted to ``dtype`` when given."""
@@ -288,6 +313,14 @@ class _Lowering:
         w = Weight(wname, dtypes.max_from_numpy(arr.dtype), list(arr.shape), self.device)
         self.lowered.weights.append((wname, name))
         return TensorValue(w)
+
+    def derived_weight(self, spec: Derived) -> TensorValue:
+        if spec not in self._weight_ids:
+            wname = f"{self.prefix}w{len(self.lowered.weights)}"
+            dt = dtypes.max_from_numpy(np.dtype(spec.dtype))
+            self._weight_ids[spec] = TensorValue(Weight(wname, dt, list(spec.shape), self.device))
+            self.lowered.weights.append((wname, spec))
+        return self._weight_ids[spec]
 
     def store(self, ctx: NodeContext, k: int, result) -> None:
         name = ctx.node.output[k]

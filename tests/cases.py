@@ -320,6 +320,7 @@ def shape_cases() -> list[Case]:
         N("Concat", ["nu", "m1"], ["shape"], axis=0),
         N("Reshape", ["x", "shape"], ["y"]),
     ], {"x": x}, {"i0": np.array(0, np.int64), "ax": i64(0), "m1": i64(-1)}, opset=13))
+    c.append(initializer_as_input_case())
     # reductions
     c.append(node("ReduceMean-v13-attr", "ReduceMean", [x], {"axes": [1, 3]}, opset=13))
     c.append(node("ReduceMean-v13-keepdims0", "ReduceMean", [x], {"axes": [-1], "keepdims": 0}, opset=13))
@@ -339,6 +340,21 @@ def shape_cases() -> list[Case]:
     c.append(node("ReduceSumSquare", "ReduceSumSquare", [x], {"axes": [3], "keepdims": 0}, opset=13))
     c.append(node("ReduceLogSum", "ReduceLogSum", [np.abs(x) + 0.1], {"axes": [2]}, opset=13))
     return c
+
+
+def initializer_as_input_case() -> Case:
+    """IR >= 4: an initializer that is also a graph input is only a default (may be fed)."""
+    x, b = f32(2, 3), f32(3)
+    g = helper.make_graph(
+        [N("Add", ["x", "b"], ["y"])], "case",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[numpy_helper.from_array(b, "b")],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(m)
+    return Case("Initializer-as-input-default", m, {"x": x})
 
 
 GROUPS = {

@@ -95,3 +95,22 @@ def converted():
         return group
 
     return get
+
+
+# ---- scheduling under pytest-xdist (`-n 2 --dist loadgroup` in pyproject): tests that share a
+# compiled group run in the same worker, so no compile is paid twice.
+_SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__
+        if module == "test_ops":
+            group = _SHARED_WITH[item.callspec.params["group"]]
+        elif module in ("test_cache", "test_api", "test_errors"):
+            group = "ops-a"
+        elif module == "test_real_models" and hasattr(item, "callspec"):
+            group = f"real-{item.callspec.params['name']}"
+        else:
+            group = module
+        item.add_marker(pytest.mark.xdist_group(group))

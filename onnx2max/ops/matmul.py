@@ -29,11 +29,17 @@ def matmul(ctx):
 def gemm(ctx):
     """ONNX ``Gemm``: ``Y = alpha * A' @ B' + beta * C`` with ``A' = A^T`` if ``transA`` and
     ``B' = B^T`` if ``transB``; ``C`` (optional from opset 11) broadcasts to ``[M, N]``."""
-    a, b = ctx.input(0), ctx.input(1)
+    a = ctx.input(0)
     if ctx.attr("transA"):
         a = ops.transpose(a, 0, 1)
     if ctx.attr("transB"):
-        b = ops.transpose(b, 0, 1)
+        n, k = ctx.shape(1)
+        # an initializer B is transposed once at load time, not at every run
+        b = ctx.derived("transpose", [1], (k, n))
+        if b is None:
+            b = ops.transpose(ctx.input(1), 0, 1)
+    else:
+        b = ctx.input(1)
     y = ops.matmul(a, b)
     alpha, beta = float(ctx.attr("alpha")), float(ctx.attr("beta"))
     if alpha != 1.0:

@@ -239,14 +239,20 @@ def batch_norm(ctx):
         raise ctx.error("spatial=0 (per-activation statistics) is not supported")
     xs = ctx.shape(0)
     eps = float(ctx.attr("epsilon"))
-    scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
-    a = scale * ops.rsqrt(var + eps)
-    b = bias - mean * a
-    if ctx.has_last(0) and len(xs) >= 3:
-        return ChannelsLast(ctx.input_last(0) * a + b)
-    tail = [1] * (len(xs) - 2)
     c = xs[1]
-    return ctx.input(0) * ops.reshape(a, [c, *tail]) + ops.reshape(b, [c, *tail])
+    last = ctx.has_last(0) and len(xs) >= 3
+    shape = [c] if last else [c] + [1] * (len(xs) - 2)
+    # scale and shift computed once at load time when the parameters are initializers
+    a = ctx.derived("bn_scale", [1, 4], shape, eps=eps)
+    b = ctx.derived("bn_shift", [1, 2, 3, 4], shape, eps=eps)
+    if a is None or b is None:
+        scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
+        a = scale * ops.rsqrt(var + eps)
+        b = bias - mean * a
+        a, b = ops.reshape(a, shape), ops.reshape(b, shape)
+    if last:
+        return ChannelsLast(ctx.input_last(0) * a + b)
+    return ctx.input(0) * a + b
 
 
 @converter("LayerNormalization", since=17)

@@ -1,0 +1,41 @@
+"""Weights derived from initializers at load time (numpy), instead of at every run (MAX).
+
+A converter may turn initializers into a new weight with a named recipe: Gemm's ``transB``
+becomes a pre-transposed weight, BatchNormalization's four parameters become one scale and one
+shift. The compiled graph depends only on the recipe and the shapes, never on the values, so a
+cached artifact still serves any weights: the cache manifest records the recipe and its inputs,
+and a cache hit recomputes the arrays from the new model's initializers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    return a.T
+
+
+def _bn_scale(scale, var, *, eps: float) -> np.ndarray:
+    return scale / np.sqrt(var + np.asarray(eps, dtype=var.dtype))
+
+
+def _bn_shift(scale, bias, mean, var, *, eps: float) -> np.ndarray:
+    return bias - mean * _bn_scale(scale, var, eps=eps)
+
+
+RECIPES: dict[str, Callable[..., np.ndarray]] = {
+    "transpose": _transpose,
+    "bn_scale": _bn_scale,
+    "bn_shift": _bn_shift,
+}
+
+
+def compute(recipe: str, arrays: list[np.ndarray], params: dict, shape: list[int]) -> np.ndarray:
+    """Evaluate ``recipe`` on ``arrays`` and reshape to ``shape``; a C-contiguous array of the
+    first input's dtype."""
+    out = RECIPES[recipe](*arrays, **params)
+    out = np.asarray(out, dtype=arrays[0].dtype).reshape(shape)
+    return np.array(out, order="C", copy=True)

@@ -1,0 +1,35 @@
+"""The model object: metadata, defaults of initializer-backed inputs, onnxruntime conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import assert_matches, ort_run
+
+
+def test_initializer_input_is_an_overridable_default(converted):
+    group = converted("shape")
+    case = group.cases["Initializer-as-input-default"]
+    model = group.models[case.id]
+    specs = {s.name: s for s in model.inputs}
+    assert specs["b"].has_default and not specs["x"].has_default
+    assert specs["b"].shape == (3,) and specs["b"].dtype == np.float32
+    # not fed: the initializer's value is used, as onnxruntime does
+    (got,) = model.run(None, case.feeds)
+    assert_matches(got, ort_run(case.model, case.feeds)[0], "default")
+    # fed: the given value replaces it
+    feeds = dict(case.feeds, b=np.full(3, 10.0, np.float32))
+    (got,) = model.run(["y"], feeds)
+    assert_matches(got, ort_run(case.model, feeds)[0], "override")
+
+
+def test_metadata_and_call_forms(converted):
+    group = converted("matmul")
+    case = group.cases["MatMul-batch-broadcast"]
+    model = group.models[case.id]
+    assert [s.name for s in model.get_inputs()] == ["in0", "in1"]
+    assert model.outputs[0].shape == (2, 3, 3, 5) and model.outputs[0].type == "tensor(float)"
+    a, b = case.feeds["in0"], case.feeds["in1"]
+    want = ort_run(case.model, case.feeds)[0]
+    assert_matches(model(a, b), want, "positional")
+    assert_matches(model(a, in1=b), want, "mixed")
+    assert "MatMul-batch-broadcast" in repr(model)

@@ -1,0 +1,48 @@
+"""The model zoo (models/zoo.py): exported with export.to_onnx, converted together, compared with
+torch and onnxruntime; a second conversion is served by the compile cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import assert_matches, ort_run  # noqa: E402
+
+import onnx2max  # noqa: E402
+from export import to_onnx  # noqa: E402
+from models import ZOO  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zoo")
+    entries = {}
+    for name, build in ZOO.items():
+        module, inputs = build()
+        path = to_onnx(module, inputs, d / f"{name}.onnx")
+        with torch.no_grad():
+            ref = module(*inputs).numpy()
+        entries[name] = (path, [t.numpy() for t in inputs], ref)
+    paths = [e[0] for e in entries.values()]
+    models = onnx2max.from_onnx_many(paths, progress=False)
+    return {n: (*entries[n], m) for n, m in zip(entries, models)}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_matches_torch_and_onnxruntime(zoo, name):
+    path, inputs, torch_out, model = zoo[name]
+    feeds = {s.name: a for s, a in zip(model.inputs, inputs)}
+    (got,) = model.run(None, feeds)
+    assert_matches(got, ort_run(path.read_bytes(), feeds)[0], f"{name} vs onnxruntime")
+    assert_matches(got, torch_out, f"{name} vs torch")
+
+
+def test_zoo_second_conversion_is_cached(zoo):
+    paths = [zoo[n][0] for n in ZOO]
+    again = onnx2max.from_onnx_many(paths, progress=False)
+    assert all(m.cache_hit for m in again)
+    path, inputs, torch_out, _ = zoo["gpt"]
+    m = again[list(ZOO).index("gpt")]
+    np.testing.assert_allclose(m(*inputs), torch_out, atol=1e-4, rtol=1e-3)
