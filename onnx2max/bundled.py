@@ -1,4 +1,8 @@
-"""Real models that ship inside the onnx package (``onnx/backend/test/data/light``).
+"""Models to try onnx2max on without downloading anything.
+
+``mobilenet_v2`` ships inside onnx2max (``onnx2max/data``): the zoo's MobileNetV2-style net
+exported with seeded random weights, so a check against onnxruntime exercises real numerics.
+The others are the real models that ship inside the onnx package (``onnx/backend/test/data/light``).
 
 Each is a full CNN (AlexNet, DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet,
 VGG-19, ZFNet-512) whose weights are made by ``ConstantOfShape`` nodes, with the expected output
@@ -29,6 +33,11 @@ def bundled_models() -> dict[str, Path]:
     }
 
 
+#: ONNX files shipped inside onnx2max (exported from models/zoo.py with seeded weights)
+SHIPPED = {"mobilenet_v2": Path(__file__).parent / "data" / "mobilenet_v2.onnx"}
+ALIASES = {"alexnet": "bvlc_alexnet"}
+
+
 def expected_output(name: str) -> np.ndarray:
     """The expected output of bundled model ``name`` for an all-ones input."""
     from onnx import TensorProto, numpy_helper
@@ -50,8 +59,10 @@ def resolve_model(arg: str) -> Path:
     models = bundled_models()
     key = arg[len("light_"):] if arg.startswith("light_") else arg
     key = key.removesuffix(".onnx")
+    key = ALIASES.get(key, key)
+    if key in SHIPPED:
+        return SHIPPED[key]
     if key in models:
         return models[key]
-    raise FileNotFoundError(
-        f"{arg}: no such file, and not a bundled model (bundled: {', '.join(models) or 'none'})"
-    )
+    names = [*SHIPPED, *models]
+    raise FileNotFoundError(f"{arg}: no such file, and not a bundled model (bundled: {', '.join(names)})")

@@ -52,8 +52,14 @@ def default_cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """SHA-256 over onnx2max's own source files and the MAX version."""
+def max_version() -> str:
+    try:
+        return metadata.version("max")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _source_digest() -> str:
     h = hashlib.sha256()
     root = Path(__file__).parent
     for f in sorted(root.rglob("*.py")):
@@ -63,12 +69,13 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-@lru_cache(maxsize=1)
-def max_version() -> str:
-    try:
-        return metadata.version("max")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+# read when onnx2max is imported, so it describes the code that is running
+_CODE_DIGEST = _source_digest()
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over onnx2max's own source files (as imported) and the MAX version."""
+    return _CODE_DIGEST
 
 
 def canonical_ids(p: Prepared) -> dict[str, str]:

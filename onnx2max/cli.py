@@ -34,7 +34,9 @@ def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
         try:
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise click.BadParameter(f"'{path}': cannot read a .npy array ({e})", param_hint="--input") from None
+            raise click.BadParameter(
+                f"'{path}': cannot read it as a .npy array (numpy.save format): {e}", param_hint="--input"
+            ) from None
     return feeds
 
 
@@ -55,6 +57,15 @@ def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndar
         else:
             feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(spec.dtype)
     return feeds
+
+
+def _check_input_names(model, given: dict) -> None:
+    names = [s.name for s in model.inputs]
+    unknown = [k for k in given if k not in names]
+    if unknown:
+        raise click.BadParameter(
+            f"{unknown} not among the model's inputs {names}", param_hint="--input"
+        )
 
 
 def _convert(model_arg, device, input_shape, cache_dir, no_cache):
@@ -84,7 +95,8 @@ def _common(f):
     f = click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
                      help="an input array from a .npy file (repeatable); others are random")(f)
     f = click.option("--ones", is_flag=True, help="all-ones inputs instead of random ones")(f)
-    f = click.option("--seed", default=0, show_default=True, help="seed of the random inputs")(f)
+    f = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+                     help="seed of the random inputs")(f)
     f = click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
                      help="compile cache folder (default $ONNX2MAX_CACHE_DIR or ~/.cache/onnx2max)")(f)
     f = click.option("--no-cache", is_flag=True, help="do not read or write the compile cache")(f)
@@ -96,9 +108,10 @@ def _common(f):
 def main():
     """Translate ONNX models to compiled MAX graphs, run them, check them against onnxruntime.
 
-    MODEL is a path to an .onnx file or the name of a real model bundled with the onnx
-    package (alexnet is bvlc_alexnet, densenet121, inception_v1, inception_v2, resnet50,
-    shufflenet, squeezenet, vgg19, zfnet512).
+    MODEL is a path to an .onnx file or the name of a bundled model: mobilenet_v2 (from
+    onnx2max's zoo, seeded random weights) or a real CNN shipped with the onnx package
+    (bvlc_alexnet or alexnet, densenet121, inception_v1, inception_v2, resnet50, shufflenet,
+    squeezenet, vgg19, zfnet512).
     """
 
 
@@ -110,9 +123,11 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
     from rich.console import Console
     from rich.table import Table
 
+    given = _parse_inputs(inputs)
     try:
         _path, m = _convert(model, device, input_shape, cache_dir, no_cache)
-        feeds = _make_inputs(m, _parse_inputs(inputs), seed, ones)
+        _check_input_names(m, given)
+        feeds = _make_inputs(m, given, seed, ones)
         t0 = time.monotonic()
         outs = m.run(None, feeds)
         dt = time.monotonic() - t0
@@ -131,8 +146,8 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
 @main.command()
 @click.argument("model")
 @_common
-@click.option("--atol", default=1e-4, show_default=True, help="absolute tolerance")
-@click.option("--rtol", default=1e-3, show_default=True, help="relative tolerance")
+@click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="absolute tolerance")
+@click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="relative tolerance")
 def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, atol, rtol):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
@@ -147,9 +162,11 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, a
         raise click.ClickException(
             "check needs onnxruntime: pip install 'onnx2max[check]' (or pip install onnxruntime)"
         ) from None
+    given = _parse_inputs(inputs)
     try:
         path, m = _convert(model, device, input_shape, cache_dir, no_cache)
-        feeds = _make_inputs(m, _parse_inputs(inputs), seed, ones)
+        _check_input_names(m, given)
+        feeds = _make_inputs(m, given, seed, ones)
         got = m.run(None, feeds)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None

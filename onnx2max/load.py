@@ -61,6 +61,10 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelPr
                 "<ModelProto>: the model refers to external data but was given in memory; pass "
                 "the path of the .onnx file so its data can be read from the model's folder."
             )
+    elif not isinstance(model, (str, os.PathLike)):
+        raise ModelLoadError(
+            f"model must be a path or an onnx.ModelProto, not {type(model).__name__}"
+        )
     else:
         path = Path(os.fspath(model))
         source = str(path)

@@ -40,7 +40,8 @@ class CompiledModel:
     ``InferenceSession``: :meth:`run` takes ``{input name: array}`` and returns a list of numpy
     arrays. numpy arrays are taken as they are (non-contiguous ones are copied); torch tensors
     on the CPU are taken through DLPack and, when any input is a torch tensor, :meth:`__call__`
-    returns torch tensors. Dtypes and shapes must match exactly: nothing is cast silently.
+    returns torch tensors. Arrays and tensors must match the input's dtype and shape exactly:
+    they are never cast. Python lists and scalars are converted to the input's dtype.
 
     Attributes:
         inputs / outputs: lists of :class:`IOSpec`.
@@ -105,13 +106,13 @@ class CompiledModel:
         if arr.dtype != spec.dtype:
             raise InputError(
                 f"input '{spec.name}' has dtype {arr.dtype}; the model expects {spec.dtype} "
-                f"with shape {spec.shape}. Convert it, e.g. x.astype(np.{spec.dtype.name})"
+                f"with shape {spec.shape}: convert it to {spec.dtype.name} first"
             )
         if tuple(arr.shape) != spec.shape:
             raise InputError(
                 f"input '{spec.name}' has shape {tuple(arr.shape)}; the model was compiled for "
-                f"{spec.shape}. Convert again with input_shapes={{'{spec.name}': {tuple(arr.shape)}}}"
-                " to run this shape"
+                f"{spec.shape}. MAX runs static shapes: dims the ONNX model leaves symbolic can "
+                "be set with from_onnx(..., input_shapes=...) in another conversion"
             )
         return dtypes.c_contiguous(arr)
 

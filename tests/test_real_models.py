@@ -1,8 +1,8 @@
 """The nine real CNNs shipped inside the onnx package (``onnx/backend/test/data/light``) convert
 and match the expected outputs onnx ships for an all-ones input.
 
-Each model is its own MAX compile (several minutes cold on 2 cores; compiling all nine as one
-module needs over 20 GB), so pytest-xdist can spread them over both workers.
+Each model is its own MAX compile (minutes cold on 2 cores; compiling all nine as one module
+needs over 20 GB of memory), so pytest-xdist can spread them over both workers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import onnx2max
 from onnx2max.bundled import bundled_models, expected_output
 
 NAMES = list(bundled_models())
-pytestmark = pytest.mark.slow
+#: compiled in the default run (a few minutes each, cold); the other six take 5-12 minutes each
+#: cold on 2 cores and are marked slow: ``python -m pytest -q -m slow`` runs them.
+DEFAULT_RUN = {"bvlc_alexnet", "squeezenet", "zfnet512"}
 
 
 def test_all_nine_are_bundled():
@@ -25,7 +27,9 @@ def test_all_nine_are_bundled():
     ])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [n if n in DEFAULT_RUN else pytest.param(n, marks=pytest.mark.slow) for n in NAMES]
+)
 def test_real_model_matches_expected_output(name):
     model = onnx2max.from_onnx(bundled_models()[name], progress=False)
     feeds = {s.name: np.ones(s.shape, s.dtype) for s in model.inputs if not s.has_default}

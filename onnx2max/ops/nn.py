@@ -201,17 +201,17 @@ def average_pool(ctx):
 
 
 def _global_pool(ctx, reduce):
+    """Reduce every spatial axis with one reduction over the flattened spatial dims."""
     xs = ctx.shape(0)
+    n, c = xs[0], xs[1]
+    hw = int(np.prod(xs[2:], dtype=np.int64))
+    out_shape = [n, c] + [1] * (len(xs) - 2)
     if ctx.has_last(0) and len(xs) >= 3:
-        x = ctx.input_last(0)
-        for axis in range(1, len(xs) - 1):
-            x = reduce(x, axis)
-        # (N, 1, ..., 1, C) and (N, C, 1, ..., 1) hold the same bytes
-        return ops.reshape(x, [xs[0], xs[1]] + [1] * (len(xs) - 2))
-    x = ctx.input(0)
-    for axis in range(2, len(xs)):
-        x = reduce(x, axis)
-    return x
+        # (N, spatial..., C) -> (N, HW, C) -> (N, 1, C): same bytes as (N, C, 1, ..., 1)
+        y = reduce(ops.reshape(ctx.input_last(0), [n, hw, c]), 1)
+    else:
+        y = reduce(ops.reshape(ctx.input(0), [n, c, hw]), 2)
+    return ops.reshape(y, out_shape)
 
 
 @converter("GlobalAveragePool")

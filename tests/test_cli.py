@@ -1,0 +1,53 @@
+"""The onnx2max command: check against onnxruntime, run, and argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from cases import f32, node
+from click.testing import CliRunner
+
+from onnx2max.bundled import resolve_model
+from onnx2max.cli import main
+
+
+def _model_file(tmp_path):
+    case = node("cli-probe", "Gemm", [f32(2, 3), f32(3, 4), f32(4)], consts=(1, 2))
+    path = tmp_path / "gemm.onnx"
+    onnx.save(case.model, path)
+    return path
+
+
+def test_check_and_run(tmp_path):
+    path = _model_file(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(main, ["check", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "out0" in r.output and "ok" in r.output
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((2, 3), np.float32))
+    r = runner.invoke(main, ["run", str(path), "--input", f"in0={x}"])
+    assert r.exit_code == 0, r.output
+    assert "out0" in r.output
+    r = runner.invoke(main, ["run", str(path), "--input", f"bogus={x}"])
+    assert r.exit_code == 2 and "bogus" in r.output and "in0" in r.output
+
+
+def test_argument_errors(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["run", str(tmp_path / "absent.onnx")])
+    assert r.exit_code == 1 and "no such file" in r.output
+    r = runner.invoke(main, ["run", "mobilenet_v2", "--seed", "-5"])
+    assert r.exit_code == 2 and "--seed" in r.output
+    r = runner.invoke(main, ["check", "mobilenet_v2", "--atol", "-1"])
+    assert r.exit_code == 2 and "--atol" in r.output
+    r = runner.invoke(main, ["run", "mobilenet_v2", "--input", "x=/nonexistent.npy"])
+    assert r.exit_code == 2 and "nonexistent" in r.output
+    r = runner.invoke(main, ["ops"])
+    assert r.exit_code == 0 and "Conv" in r.output and "LayerNormalization" in r.output
+
+
+def test_bundled_names():
+    assert resolve_model("alexnet").name == "light_bvlc_alexnet.onnx"
+    assert resolve_model("mobilenet_v2").name == "mobilenet_v2.onnx"
+    onnx.checker.check_model(str(resolve_model("mobilenet_v2")))
