@@ -33,3 +33,15 @@ def test_metadata_and_call_forms(converted):
     assert_matches(model(a, b), want, "positional")
     assert_matches(model(a, in1=b), want, "mixed")
     assert "MatMul-batch-broadcast" in repr(model)
+
+
+def test_outputs_of_one_run_survive_the_next(converted):
+    group = converted("matmul")
+    case = group.cases["MatMul-2d"]
+    model = group.models[case.id]
+    (first,) = model.run(None, case.feeds)
+    kept = first.copy()
+    other = {k: v * 3 for k, v in case.feeds.items()}
+    (second,) = model.run(None, other)
+    np.testing.assert_array_equal(first, kept)
+    assert not np.allclose(first, second)

@@ -46,3 +46,10 @@ def test_zoo_second_conversion_is_cached(zoo):
     path, inputs, torch_out, _ = zoo["gpt"]
     m = again[list(ZOO).index("gpt")]
     np.testing.assert_allclose(m(*inputs), torch_out, atol=1e-4, rtol=1e-3)
+
+
+def test_torch_tensors_in_torch_tensors_out(zoo):
+    path, inputs, torch_out, model = zoo["mlp"]
+    y = model(torch.from_numpy(inputs[0]))
+    assert isinstance(y, torch.Tensor)
+    np.testing.assert_allclose(y.numpy(), torch_out, atol=1e-4, rtol=1e-3)
