@@ -102,6 +102,7 @@ def converted():
 _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__
