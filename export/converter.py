@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 from max.dtype import DType
 
+from onnx2max.dtypes import c_contiguous
 from onnx2max.errors import ConversionError
 
 from .onnx_export import from_torch
@@ -56,7 +56,7 @@ class MAXModel:
                 x = x.to_numpy()
             arrays.append(x)
         outs = self.model.run(None, dict(zip([s.name for s in self.model.inputs], arrays)))
-        bufs = [driver.Buffer.from_numpy(np.ascontiguousarray(o)) for o in outs]
+        bufs = [driver.Buffer.from_numpy(c_contiguous(o)) for o in outs]
         if self._device != "cpu":
             acc = driver.Accelerator(int(self._device.split(":")[1]))
             bufs = [b.to(acc) for b in bufs]
