@@ -14,6 +14,7 @@ from .errors import (
     InvalidModelError,
     ModelLoadError,
     Onnx2MaxError,
+    UnsupportedModelError,
     UnsupportedOpError,
 )
 from .model import CompiledModel, IOSpec
@@ -31,6 +32,7 @@ __all__ = [
     "ModelLoadError",
     "InvalidModelError",
     "UnsupportedOpError",
+    "UnsupportedModelError",
     "ConversionError",
     "CompileError",
     "DeviceError",

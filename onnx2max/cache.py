@@ -11,10 +11,15 @@ about 1 ms. The key has two levels:
   Slice bound, a small folded constant). Which values those are is recorded per structure key
   in ``index.json``.
 
-Layout: ``<root>/<structure key>/index.json``, ``<values key>.mef`` and ``<values key>.json``
-(the manifest: weight names, output types and the MEF's SHA-256). Files are written to a
-temporary name and renamed, so concurrent writers never leave a partial entry; a manifest whose
-MEF digest does not match is ignored and the entry rebuilt.
+Layout: ``<root>/<structure key>/index.json``, ``<values key>.<digest>.mef`` and
+``<values key>.json`` (the manifest: the MEF's file name and SHA-256, weight names, output
+types). Files are written to a temporary name and renamed, MEF first, manifest last, so
+concurrent writers never leave a partial entry and a manifest always names a complete MEF; a
+manifest whose MEF digest does not match is ignored and the entry rebuilt.
+
+Why a lookup through a stale ``index.json`` (another process merged in more consumed ids) is
+still safe: lowering is a function of the structure and of the values it reads, so two models
+that agree on the values one lowering read make the same graph.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -38,7 +44,8 @@ from .prepare import Prepared
 
 log = logging.getLogger("onnx2max")
 
-FORMAT = 1
+FORMAT = 2
+_MEF_NAME = re.compile(r"[0-9a-f]{64}\.[0-9a-f]{16}\.mef")
 
 
 def default_cache_dir() -> Path:
@@ -202,11 +209,19 @@ class CompileCache:
         vkey = values_key(graphs, consumed)
         if vkey is None:
             return None
-        mef, man = d / f"{vkey}.mef", d / f"{vkey}.json"
+        man = d / f"{vkey}.json"
         try:
             manifest = json.loads(man.read_text())
-            digest = hashlib.sha256(mef.read_bytes()).hexdigest()
         except (OSError, ValueError):
+            return None
+        name = manifest.get("mef") if isinstance(manifest, dict) else None
+        if not isinstance(name, str) or not _MEF_NAME.fullmatch(name):
+            log.warning("onnx2max: cache manifest %s is damaged; rebuilding the entry", man)
+            return None
+        mef = d / name
+        try:
+            digest = hashlib.sha256(mef.read_bytes()).hexdigest()
+        except OSError:
             return None
         if manifest.get("format") != FORMAT or manifest.get("mef_sha256") != digest:
             log.warning("onnx2max: cache entry %s is damaged; rebuilding it", mef)
@@ -240,11 +255,16 @@ class CompileCache:
                     os.unlink(tmp)
                 except OSError:
                     pass
-            manifest = dict(manifest, format=FORMAT, mef_sha256=hashlib.sha256(data).hexdigest())
-            _atomic_write(d / f"{vkey}.mef", data)
+            digest = hashlib.sha256(data).hexdigest()
+            # content-addressed MEF name: the manifest (written last, atomically) is the commit
+            # point, and always names a complete MEF with the digest it records, whatever
+            # order concurrent writers finish in.
+            name = f"{vkey}.{digest[:16]}.mef"
+            manifest = dict(manifest, format=FORMAT, mef=name, mef_sha256=digest)
+            _atomic_write(d / name, data)
             _atomic_write(d / f"{vkey}.json", json.dumps(manifest, indent=1).encode())
             _atomic_write(d / "index.json", json.dumps({"consumed": consumed}).encode())
-            return d / f"{vkey}.mef"
+            return d / name
         except OSError as e:
             self._disable(str(e))
             return None

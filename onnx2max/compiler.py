@@ -246,9 +246,7 @@ def build(
                 out.append(Built(models[f"g{k}"], p, outs, regs[k], True, dt))
             log.info("onnx2max: %s served from the compile cache (%s)", label, entry.mef)
             return out
-        except (InvalidModelError, CompileError):
-            raise
-        except Exception as e:  # unreadable artifact: rebuild, never trust it
+        except Exception as e:  # unreadable artifact or a manifest that disagrees: rebuild
             log.warning("onnx2max: cache entry %s unusable (%s); recompiling", entry.mef, e)
 
     module = Module()

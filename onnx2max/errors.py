@@ -22,6 +22,12 @@ class InvalidModelError(Onnx2MaxError):
     """The model was read but is not a valid ONNX model (checker, opset, shapes, structure)."""
 
 
+class UnsupportedModelError(InvalidModelError):
+    """A valid ONNX model that uses what onnx2max does not translate: a graph input of an
+    element type MAX lacks (string, bfloat16 as numpy, 4-bit and 8-bit floats), a non-tensor
+    graph input (sequence, optional, map), or no opset of the default domain."""
+
+
 @dataclass(frozen=True)
 class UnsupportedNode:
     """One node that no converter handles: its name, domain, op type and the model's opset."""
@@ -61,7 +67,16 @@ class UnsupportedOpError(Onnx2MaxError):
 
 
 class ConversionError(Onnx2MaxError):
-    """A supported op was used in a way onnx2max cannot translate (attribute value, dynamic input)."""
+    """A supported op was used in a way onnx2max cannot translate (attribute value, dynamic input).
+
+    Attributes:
+        needs_value: the value name whose contents must be known at conversion time (a shape,
+            axes, pads, ...), when that is the reason; else ``None``.
+    """
+
+    def __init__(self, message: str, needs_value: str | None = None):
+        super().__init__(message)
+        self.needs_value = needs_value
 
 
 class CompileError(Onnx2MaxError):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import external_data_helper
+from onnx import TensorProto, external_data_helper, helper
 
 from .errors import InvalidModelError, ModelLoadError
+
+
+_FOUR_BIT_TYPES = {
+    getattr(TensorProto, n)
+    for n in ("INT4", "UINT4", "FLOAT4E2M1")
+    if hasattr(TensorProto, n)
+}
 
 
 def _check_external_locations(model: onnx.ModelProto, base_dir: Path, source: str) -> None:
@@ -34,6 +43,135 @@ def _check_external_locations(model: onnx.ModelProto, base_dir: Path, source: st
             raise ModelLoadError(
                 f"{source}: external data file '{loc}' of tensor '{tensor.name}' is missing "
                 f"(looked in {base}). Copy it beside the model."
+            )
+        _check_external_extent(tensor, info, target, loc, source)
+
+
+def _check_external_extent(tensor, info: dict, target: Path, loc: str, source: str) -> None:
+    """Refuse offsets and lengths outside the file, and data shorter than the declared dims,
+    before reading anything (ONNX external data: ``location``, ``offset``, ``length``)."""
+    try:
+        offset = int(info.get("offset") or 0)
+        length = int(info["length"]) if info.get("length") else None
+    except ValueError as e:
+        raise ModelLoadError(
+            f"{source}: tensor '{tensor.name}' has a non-integer external data offset or length ({e})"
+        ) from e
+    size = target.stat().st_size
+    if offset < 0 or offset > size or (length is not None and length < 0):
+        raise ModelLoadError(
+            f"{source}: tensor '{tensor.name}' reads '{loc}' at offset {offset} (length "
+            f"{length}), outside that file of {size} bytes"
+        )
+    avail = size - offset
+    if length is not None and length > avail:
+        raise ModelLoadError(
+            f"{source}: tensor '{tensor.name}' wants {length} bytes at offset {offset} of '{loc}', "
+            f"which has only {avail} bytes from there: the data file is truncated"
+        )
+    have = avail if length is None else length
+    try:
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except Exception:  # string tensors and unknown types: let the checker judge them
+        return
+    if tensor.data_type in _FOUR_BIT_TYPES:
+        need = (math.prod(tensor.dims) + 1) // 2
+    else:
+        need = math.prod(tensor.dims) * itemsize
+    if need > have:
+        raise ModelLoadError(
+            f"{source}: tensor '{tensor.name}' declares dims {list(tensor.dims)} "
+            f"({helper.tensor_dtype_to_string(tensor.data_type)}), {need} bytes, but its external "
+            f"data in '{loc}' holds {have} bytes: the data file is truncated or the dims are wrong"
+        )
+
+
+def _check_strings(msg, source: str, path: str = "model") -> None:
+    """Decode every string field of ``msg`` (recursively), so a string that is not valid UTF-8
+    (protobuf does not check them when parsing ONNX's proto2 files) gives a typed error here
+    instead of a ``UnicodeDecodeError`` deep inside later stages. Tensor payloads are skipped."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    for field in msg.DESCRIPTOR.fields:
+        is_repeated = getattr(field, "is_repeated", None)
+        repeated = is_repeated if is_repeated is not None else field.label == F.LABEL_REPEATED
+        if field.type == F.TYPE_STRING:
+            try:
+                values = list(getattr(msg, field.name)) if repeated else [getattr(msg, field.name)]
+            except UnicodeDecodeError as e:  # some protobuf builds raise, others return bytes
+                values = [e.object]
+            for v in values:
+                if not isinstance(v, str):
+                    raise ModelLoadError(
+                        f"{source}: {path}.{field.name} is not valid UTF-8 text ({bytes(v)[:40]!r});"
+                        " the file is damaged"
+                    )
+        elif field.type == F.TYPE_MESSAGE:
+            if repeated:
+                for k, sub in enumerate(getattr(msg, field.name)):
+                    _check_strings(sub, source, f"{path}.{field.name}[{k}]")
+            elif msg.HasField(field.name):
+                _check_strings(getattr(msg, field.name), source, f"{path}.{field.name}")
+
+
+def _node_label(k: int, node: onnx.NodeProto) -> str:
+    return f"node '{node.name}' ({node.op_type})" if node.name else f"node #{k} ({node.op_type})"
+
+
+def check_structure(graph: onnx.GraphProto, source: str) -> None:
+    """Check the top-level graph's wiring, with messages that name the node and value.
+
+    ONNX (IR spec, "Graphs") requires single assignment and topological order. This finds the
+    same faults as ``onnx.checker`` but says which node and value are at fault.
+
+    Raises:
+        InvalidModelError: no outputs; a value produced twice (or both a graph input and a node
+            output); a node reading a value nobody produces; a node reading a value produced
+            by itself or a later node (a cycle, or nodes out of order); an output nobody produces.
+    """
+    if not graph.output:
+        raise InvalidModelError(f"{source}: the graph declares no outputs; there is nothing to compute")
+    given = [vi.name for vi in graph.input] + [t.name for t in graph.initializer]
+    given += [t.values.name for t in graph.sparse_initializer]
+    known = set(given)
+    producer: dict[str, int] = {}
+    for k, node in enumerate(graph.node):
+        for o in node.output:
+            if not o:
+                continue
+            if o in producer:
+                raise InvalidModelError(
+                    f"{source}: value '{o}' is produced by both "
+                    f"{_node_label(producer[o], graph.node[producer[o]])} and {_node_label(k, node)}; "
+                    "ONNX requires every value to be assigned once"
+                )
+            if o in known:
+                raise InvalidModelError(
+                    f"{source}: {_node_label(k, node)} writes '{o}', which is already a graph "
+                    "input or initializer; ONNX requires every value to be assigned once"
+                )
+            producer[o] = k
+    for k, node in enumerate(graph.node):
+        for i in node.input:
+            if not i or i in known:
+                continue
+            j = producer.get(i)
+            if j is None:
+                raise InvalidModelError(
+                    f"{source}: {_node_label(k, node)} reads '{i}', which no node, graph input or "
+                    "initializer produces"
+                )
+            if j >= k:
+                what = "itself" if j == k else _node_label(j, graph.node[j])
+                raise InvalidModelError(
+                    f"{source}: {_node_label(k, node)} reads '{i}', which is produced by {what} "
+                    "at or after it: the graph has a cycle or its nodes are not in topological order"
+                )
+    for o in graph.output:
+        if o.name not in producer and o.name not in known:
+            raise InvalidModelError(
+                f"{source}: graph output '{o.name}' is not produced by any node, graph input or "
+                "initializer"
             )
 
 
@@ -94,6 +232,8 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelPr
             raise ModelLoadError(f"{source}: cannot read external data ({e})") from e
     if not proto.HasField("graph"):
         raise ModelLoadError(f"{source}: the model has no graph")
+    _check_strings(proto, source)
+    check_structure(proto.graph, source)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:

@@ -42,6 +42,9 @@ class CompiledModel:
     on the CPU are taken through DLPack and, when any input is a torch tensor, :meth:`__call__`
     returns torch tensors. Arrays and tensors must match the input's dtype and shape exactly:
     they are never cast. Python lists and scalars are converted to the input's dtype.
+    Refused with :class:`~onnx2max.errors.InputError` before anything reaches MAX: unknown or
+    missing names, another dtype or shape, object arrays, lists that do not convert, torch
+    tensors or MAX buffers on another device than a CPU model's, torch dtypes numpy lacks.
 
     Attributes:
         inputs / outputs: lists of :class:`IOSpec`.
@@ -90,13 +93,36 @@ class CompiledModel:
             value = value.detach()
             if getattr(value, "is_conj", lambda: False)():
                 value = value.resolve_conj()
-            return np.from_dlpack(value.contiguous())
+            try:
+                return np.from_dlpack(value.contiguous())
+            except (TypeError, RuntimeError, BufferError) as e:
+                raise InputError(
+                    f"input '{spec.name}' is a torch tensor of dtype {value.dtype}, which numpy "
+                    f"cannot take ({e}); the model expects {spec.dtype}"
+                ) from e
         if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                raise InputError(
+                    f"input '{spec.name}' is a numpy array of Python objects; the model expects "
+                    f"{spec.dtype} with shape {spec.shape}"
+                )
             return value
         if hasattr(value, "to_numpy") and type(value).__module__.startswith("max"):
+            dev = getattr(value, "device", None)
+            if dev is not None and not getattr(dev, "is_host", True) and self._device.is_cpu:
+                raise InputError(
+                    f"input '{spec.name}' is a MAX buffer on {dev}; this model runs on "
+                    f"{self.device}: copy it to the CPU first (buffer.to(CPU()))"
+                )
             return value.to_numpy()
         if isinstance(value, (list, tuple, int, float, bool, np.generic)):
-            return np.asarray(value, dtype=spec.dtype)
+            try:
+                return np.asarray(value, dtype=spec.dtype)
+            except (ValueError, TypeError, OverflowError) as e:
+                raise InputError(
+                    f"input '{spec.name}' is a {type(value).__name__} that cannot be converted to "
+                    f"{spec.dtype} with shape {spec.shape}: {e}"
+                ) from e
         raise InputError(
             f"input '{spec.name}' is a {type(value).__name__}; expected a numpy array, a torch "
             "tensor or a max.driver.Buffer"

@@ -9,16 +9,18 @@ static, with onnx's reference evaluator (``onnx.reference.ReferenceEvaluator``).
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, inliner, numpy_helper
 
 from . import dtypes
-from .errors import InputError, InvalidModelError
+from .errors import InputError, InvalidModelError, UnsupportedModelError
 
 #: ops never folded: their output is random or they carry subgraphs.
 _NO_FOLD = {
@@ -26,7 +28,11 @@ _NO_FOLD = {
     "Bernoulli", "Multinomial", "If", "Loop", "Scan", "SequenceMap",
 }
 #: a folded tensor larger than this many elements is left to run time (memory guard).
-MAX_FOLD_ELEMENTS = 1 << 28
+MAX_FOLD_ELEMENTS = 1 << 26
+#: ops whose output can be far larger than their inputs: folded only when the output size is
+#: known (from shape inference, or computed by :func:`_output_elements`) and under the limit.
+_GROWING = {"ConstantOfShape", "Range", "Tile", "Expand", "Resize", "Upsample", "Pad", "OneHot",
+            "CenterCropPad", "Col2Im", "EyeLike"}
 #: initializers up to this many elements are given to shape inference by value.
 _INFERENCE_VALUE_LIMIT = 4096
 
@@ -118,13 +124,13 @@ def _resolve_inputs(
     specs, unresolved = [], []
     for vi in runtime_inputs:
         if not vi.type.HasField("tensor_type"):
-            raise InvalidModelError(
+            raise UnsupportedModelError(
                 f"{source}: graph input '{vi.name}' is not a tensor "
                 f"({vi.type.WhichOneof('value')}); onnx2max handles tensor inputs only"
             )
         elem, shape = _value_info_shape(vi)
         if not dtypes.is_supported(elem) or elem == TensorProto.BFLOAT16:
-            raise InvalidModelError(
+            raise UnsupportedModelError(
                 f"{source}: graph input '{vi.name}' has element type "
                 f"{dtypes.onnx_type_name(elem)}, which MAX cannot take as a numpy input"
             )
@@ -217,11 +223,90 @@ def _inference_model(
     return m
 
 
-def _infer(model: onnx.ModelProto, source: str) -> dict[str, tuple[int, tuple | None]]:
+def _check_opsets(opsets: Mapping[str, int], source: str) -> None:
+    """Refuse opset versions that the installed onnx does not define (ONNX ``OperatorSetIdProto``)."""
+    newest = onnx.defs.onnx_opset_version()
+    for domain, version in opsets.items():
+        name = domain or "ai.onnx"
+        if version < 1:
+            raise InvalidModelError(f"{source}: opset import {name} has version {version}; expected >= 1")
+        if domain in STANDARD_DOMAINS and version > newest:
+            raise InvalidModelError(
+                f"{source}: the model imports {name} opset {version}, but the installed onnx "
+                f"({onnx.__version__}) defines opsets up to {newest}; upgrade onnx, or export the "
+                f"model with opset <= {newest}"
+            )
+
+
+def memory_limit_bytes() -> int:
+    """Largest tensor onnx2max accepts, in bytes: ``$ONNX2MAX_MAX_TENSOR_BYTES``, else this
+    machine's physical memory (``os.sysconf``), else 64 GiB."""
+    env = os.environ.get("ONNX2MAX_MAX_TENSOR_BYTES")
+    if env:
+        return int(env)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 64 << 30
+
+
+def _check_sizes(types, nodes: list[onnx.NodeProto], source: str) -> None:
+    """Refuse any value whose declared or inferred size exceeds :func:`memory_limit_bytes`.
+
+    Runs on shapes only, before anything of that size is allocated (folding, MAX buffers).
+    """
+    limit = memory_limit_bytes()
+    producer = {o: n for n in nodes for o in n.output}
+    for name in sorted(types, key=lambda n: n in producer):  # graph inputs first
+        elem, shape = types[name]
+        if not _is_static(shape):
+            continue
+        try:
+            itemsize = dtypes.to_numpy(elem).itemsize
+        except Exception:
+            itemsize = 1
+        nbytes = math.prod(shape) * itemsize
+        if nbytes > limit:
+            n = producer.get(name)
+            made = f"made by node '{n.name or '?'}' ({n.op_type})" if n else "a graph input"
+            raise InvalidModelError(
+                f"{source}: value '{name}' ({made}) has shape {list(shape)} of "
+                f"{dtypes.onnx_type_name(elem)}: {_human(nbytes)}, more than the {_human(limit)} "
+                "this machine has (ONNX2MAX_MAX_TENSOR_BYTES sets the limit); refused before "
+                "allocating it"
+            )
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n} B"
+
+
+def _data_prop_safe(nodes: list[onnx.NodeProto], values) -> bool:
+    """Whether ONNX shape inference may propagate values (``data_prop``).
+
+    onnx's data propagation materialises a ``Range``'s values when a consumer asks for them
+    (onnx 1.23: ``Range(0, 2**40, 1) -> Size`` does not return). It is allowed only when every
+    ``Range`` has known, small bounds; folding then does the rest of the shape arithmetic.
+    """
+    for n in nodes:
+        if n.op_type == "Range" and n.domain in STANDARD_DOMAINS:
+            count = _output_elements(n, values)
+            if count is None or count > _INFERENCE_VALUE_LIMIT:
+                return False
+    return True
+
+
+def _infer(
+    model: onnx.ModelProto, source: str, data_prop: bool = True
+) -> dict[str, tuple[int, tuple | None]]:
     standard = all(n.domain in STANDARD_DOMAINS for n in model.graph.node)
     try:
         inferred = onnx.shape_inference.infer_shapes(
-            model, check_type=False, strict_mode=standard, data_prop=True
+            model, check_type=False, strict_mode=standard, data_prop=data_prop
         )
     except Exception as e:
         msg = str(e).strip().splitlines()
@@ -256,12 +341,18 @@ def prepare(
             shape inference errors, unreadable initializers.
         InputError: ``input_shapes`` names an unknown input or contradicts the model.
     """
+    if proto.functions:  # model-local functions (the dynamo exporter emits them): inline them
+        try:
+            proto = inliner.inline_local_functions(proto)
+        except Exception as e:
+            raise InvalidModelError(f"{source}: cannot inline the model's local functions: {e}") from e
     g = proto.graph
     opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in proto.opset_import}
     if "" not in opsets:
-        raise InvalidModelError(
+        raise UnsupportedModelError(
             f"{source}: the model imports no opset of the default ONNX domain (ai.onnx)"
         )
+    _check_opsets(opsets, source)
     init_names = {t.name for t in g.initializer}
     # IR >= 4: an initializer listed as a graph input is an overridable default (as in
     # onnxruntime). IR < 4 required every initializer to be listed, so there they are constants.
@@ -297,9 +388,16 @@ def prepare(
     folded: set[str] = set()
     types: dict = {}
     for _round in range(8):
-        types = _infer(_inference_model(proto, nodes, inputs, values), source)
+        types = _infer(_inference_model(proto, nodes, inputs, values), source,
+                       data_prop=_data_prop_safe(nodes, values))
+        _check_sizes(types, nodes, source)
         remaining, changed = [], False
         for node in nodes:
+            inlined = _inline_control_flow(node, values, len(remaining) + _round * 100000)
+            if inlined is not None:
+                remaining.extend(inlined)
+                changed = True
+                continue
             outs = _try_fold(node, values, types, opsets)
             if outs is None:
                 remaining.append(node)
@@ -329,6 +427,119 @@ def prepare(
         types=types,
         graph_name=g.name,
     )
+
+
+def _scalar(values, name) -> np.ndarray | None:
+    if not name or name not in values:
+        return None
+    v = np.asarray(values[name])
+    return v.reshape(-1)[0] if v.size == 1 else None
+
+
+def _renamer(graph: onnx.GraphProto, prefix: str) -> dict[str, str]:
+    """New names for the values a subgraph defines (its inputs, initializers, node outputs)."""
+    names = [i.name for i in graph.input] + [t.name for t in graph.initializer]
+    names += [o for n in graph.node for o in n.output if o]
+    return {n: f"{prefix}{n}" for n in names}
+
+
+def _copy_nodes(graph: onnx.GraphProto, rename: dict[str, str]) -> list[onnx.NodeProto]:
+    """The subgraph's nodes with values renamed (outer-scope names are kept); initializers
+    become Constant nodes."""
+    out = []
+    for t in graph.initializer:
+        out.append(helper.make_node("Constant", [], [rename[t.name]], value=t))
+    for n in graph.node:
+        c = onnx.NodeProto()
+        c.CopyFrom(n)
+        c.input[:] = [rename.get(i, i) for i in n.input]
+        c.output[:] = [rename.get(o, o) for o in n.output]
+        if c.name:
+            c.name = rename.get(c.output[0], c.name) if c.output else c.name
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute):
+            _rename_captures(c, rename)
+        out.append(c)
+    return out
+
+
+def _rename_captures(node: onnx.NodeProto, rename: dict[str, str]) -> None:
+    """Rename outer-scope values that a nested subgraph of ``node`` reads."""
+    for a in node.attribute:
+        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for sg in subs:
+            local = set(_renamer(sg, "").keys())
+            for n in sg.node:
+                n.input[:] = [i if i in local else rename.get(i, i) for i in n.input]
+                _rename_captures(n, {k: v for k, v in rename.items() if k not in local})
+            for o in sg.output:
+                if o.name not in local and o.name in rename:
+                    o.name = rename[o.name]
+
+
+def _inline_control_flow(node: onnx.NodeProto, values, uid: int) -> list[onnx.NodeProto] | None:
+    """``If`` with a condition known at conversion: the taken branch's nodes. ``Loop`` with a
+    trip count known at conversion (at most 64), no runtime condition, and a body whose
+    ``cond`` output is its ``cond`` input: the body unrolled, with scan outputs concatenated.
+    ``None`` when neither applies (the node stays)."""
+    if node.domain not in STANDARD_DOMAINS:
+        return None
+    attrs = {a.name: a for a in node.attribute}
+    if node.op_type == "If":
+        cond = _scalar(values, node.input[0] if node.input else "")
+        if cond is None:
+            return None
+        branch = attrs["then_branch" if bool(cond) else "else_branch"].g
+        rename = _renamer(branch, f"__if{uid}_")
+        nodes = _copy_nodes(branch, rename)
+        for out_name, o in zip(node.output, branch.output):
+            if out_name:
+                nodes.append(helper.make_node("Identity", [rename.get(o.name, o.name)], [out_name]))
+        return nodes
+    if node.op_type == "Loop":
+        body = attrs["body"].g
+        trips = _scalar(values, node.input[0] if len(node.input) > 0 else "")
+        cond_name = node.input[1] if len(node.input) > 1 else ""
+        if trips is None or int(trips) > 64 or int(trips) < 0:
+            return None
+        if cond_name and not (_scalar(values, cond_name) is not None and bool(_scalar(values, cond_name))):
+            return None
+        b_in = [i.name for i in body.input]
+        b_out = [o.name for o in body.output]
+        if len(b_in) < 2 or b_out[0] != b_in[1]:
+            return None
+        n_carried = len(node.input) - 2
+        carried = list(node.input[2:])
+        nodes: list[onnx.NodeProto] = []
+        scans: list[list[str]] = [[] for _ in b_out[1 + n_carried:]]
+        for it in range(int(trips)):
+            rename = _renamer(body, f"__loop{uid}_{it}_")
+            it_name = rename[b_in[0]]
+            nodes.append(helper.make_node("Constant", [], [it_name],
+                                          value=numpy_helper.from_array(np.array(it, np.int64))))
+            cond_in = rename[b_in[1]]
+            nodes.append(helper.make_node("Constant", [], [cond_in],
+                                          value=numpy_helper.from_array(np.array(True))))
+            for src, dst in zip(carried, b_in[2:]):
+                nodes.append(helper.make_node("Identity", [src], [rename[dst]]))
+            nodes.extend(_copy_nodes(body, rename))
+            carried = [rename.get(o, o) for o in b_out[1:1 + n_carried]]
+            for k, o in enumerate(b_out[1 + n_carried:]):
+                u = f"__loop{uid}_{it}_scan{k}"
+                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), f"{u}_axes"], [u]))
+                nodes.insert(0, helper.make_node("Constant", [], [f"{u}_axes"],
+                                                 value=numpy_helper.from_array(np.array([0], np.int64))))
+                scans[k].append(u)
+        for src, dst in zip(carried, node.output[:n_carried]):
+            if dst:
+                nodes.append(helper.make_node("Identity", [src], [dst]))
+        for k, dst in enumerate(node.output[n_carried:]):
+            if not dst:
+                continue
+            if not scans[k]:
+                return None  # zero iterations of a scan output: its shape is unknown
+            nodes.append(helper.make_node("Concat", scans[k], [dst], axis=0))
+        return nodes
+    return None
 
 
 def _all_inputs(node: onnx.NodeProto) -> list[str]:
@@ -366,15 +577,31 @@ def _try_fold(node, values, types, opsets) -> list[np.ndarray] | None:
     if not all(i in values for i in present):
         return None
     # guard the size of what folding would materialise
-    t = [types.get(o) for o in node.output]
+    t = [types.get(o) for o in node.output if o]
     for tt in t:
-        if tt and _is_static(tt[1]) and int(np.prod(tt[1], dtype=np.int64)) > MAX_FOLD_ELEMENTS:
+        if tt and _is_static(tt[1]) and math.prod(tt[1]) > MAX_FOLD_ELEMENTS:
             return None
-    if node.op_type == "ConstantOfShape" and present:
-        if int(np.prod(values[present[0]], dtype=np.int64)) > MAX_FOLD_ELEMENTS:
+    if node.op_type in _GROWING and not all(tt and _is_static(tt[1]) for tt in t):
+        bound = _output_elements(node, values)
+        if bound is None or bound > MAX_FOLD_ELEMENTS:
             return None
     feeds = {i: values[i] for i in present}
     return fold_node(node, feeds, opsets)
+
+
+def _output_elements(node: onnx.NodeProto, values) -> int | None:
+    """Number of elements a ``Range`` or ``ConstantOfShape`` would make, else ``None``."""
+    try:
+        if node.op_type == "ConstantOfShape":
+            return math.prod(int(d) for d in np.ravel(values[node.input[0]]))
+        if node.op_type == "Range":
+            start, limit, delta = (float(np.ravel(values[i])[0]) for i in node.input[:3])
+            if delta == 0 or not all(map(math.isfinite, (start, limit, delta))):
+                return None
+            return max(math.ceil((limit - start) / delta), 0)
+    except (KeyError, IndexError, ValueError, OverflowError):
+        return None
+    return None
 
 
 def shape_values(node: onnx.NodeProto, shape: Sequence[int]) -> np.ndarray:

@@ -139,3 +139,36 @@ def test_run_input_errors(converted):
     wide[:, ::2] = a
     (got,) = model.run(None, {"in0": wide[:, ::2], "in1": b})
     np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_run_refuses_what_cannot_be_an_input(converted):
+    group = converted("matmul")
+    model = group.models["MatMul-2d"]
+    case = group.cases["MatMul-2d"]
+    a, b = case.feeds["in0"], case.feeds["in1"]
+    with pytest.raises(errors.InputError, match="in0.*objects"):
+        model.run(None, {"in0": a.astype(object), "in1": b})
+    with pytest.raises(errors.InputError, match="in0.*cannot be converted"):
+        model.run(None, {"in0": [[1.0, 2.0], [3.0]], "in1": b})
+    with pytest.raises(errors.InputError, match="in0.*cannot be converted"):
+        model.run(None, {"in0": [["a"] * a.shape[1]] * a.shape[0], "in1": b})
+    with pytest.raises(errors.InputError, match="in0.*dict"):
+        model.run(None, {"in0": {"x": 1}, "in1": b})
+    # lists of numbers are converted to the input's dtype
+    (got,) = model.run(None, {"in0": a.tolist(), "in1": b})
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_run_refuses_torch_tensors_it_cannot_take(converted):
+    torch = pytest.importorskip("torch")
+    group = converted("matmul")
+    model = group.models["MatMul-2d"]
+    a, b = (group.cases["MatMul-2d"].feeds[k] for k in ("in0", "in1"))
+    with pytest.raises(errors.InputError, match="in0.*meta"):
+        model(torch.empty(a.shape, device="meta"), b)
+    with pytest.raises(errors.InputError, match="in0.*bfloat16"):
+        model(torch.from_numpy(a).to(torch.bfloat16), b)
+    with pytest.raises(errors.InputError, match="in0.*float64.*float32"):
+        model(torch.from_numpy(a).double(), b)
+    got = model(torch.from_numpy(a).t().contiguous().t(), torch.from_numpy(b))  # strided view
+    np.testing.assert_allclose(got.numpy(), a @ b, rtol=1e-5, atol=1e-5)
