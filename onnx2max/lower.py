@@ -210,10 +210,12 @@ class NodeContext:
         e = self._l.env[name]
         if e.const is None:
             if required:
-                raise self.error(
+                err = self.error(
                     f"input {i} ('{name}') must be known at conversion time (an initializer, a "
                     "Constant, or computed from static shapes), but it is computed at run time"
                 )
+                err.needs_value = name
+                raise err
             return None
         self._l.lowered.consumed.add(name)
         return e.const
@@ -306,7 +308,11 @@ class _Lowering:
             raise ConversionError(
                 f"{self.p.source}: tensor '{name}' holds strings, which MAX cannot represent"
             )
-        if name in self.p.folded and arr.size <= SMALL_CONSTANT or name not in self.p.values:
+        # Small folded values become graph constants, except non-finite floats: MAX 26.7 turns
+        # Where(mask, <constant -inf>, x) into NaN (the GPT decoder's causal mask did this),
+        # while the same value as a Weight computes correctly.
+        finite = arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr)))
+        if (name in self.p.folded and arr.size <= SMALL_CONSTANT and finite) or name not in self.p.values:
             self.lowered.consumed.add(name)
             return make_constant(arr, self.device)
         wname = f"{self.prefix}w{len(self.lowered.weights)}"

@@ -167,6 +167,7 @@ def matmul_cases() -> list[Case]:
     c.append(node("Gemm-no-C", "Gemm", [f32(4, 3), f32(5, 4)], {"transA": 1, "transB": 1}, opset=11))
     c.append(node("Gemm-v9-both-trans", "Gemm", [f32(4, 3), f32(5, 4), f32(1, 5)],
                   {"transA": 1, "transB": 1, "alpha": 2.0}, opset=9))
+    c.append(causal_attention_case())
     return c
 
 
@@ -340,6 +341,30 @@ def shape_cases() -> list[Case]:
     c.append(node("ReduceSumSquare", "ReduceSumSquare", [x], {"axes": [3], "keepdims": 0}, opset=13))
     c.append(node("ReduceLogSum", "ReduceLogSum", [np.abs(x) + 0.1], {"axes": [2]}, opset=13))
     return c
+
+
+def causal_attention_case() -> Case:
+    """The attention block torch exports for a GPT decoder: bias Add -> Split -> heads ->
+    scaled scores -> Where(causal mask, Constant -inf) -> Softmax -> MatMul. MAX 26.7 gave NaN
+    here while the -inf was a graph constant (regression test)."""
+    t, d, h = 8, 32, 2
+    mask = ~np.tril(np.ones((t, t), bool))
+    nodes = [
+        N("Constant", [], ["ninf"], value=numpy_helper.from_array(np.array(-np.inf, np.float32))),
+        N("Constant", [], ["scale"], value=numpy_helper.from_array(np.array(4.0, np.float32))),
+        N("Add", ["bias", "x"], ["qkv"]),
+        N("Split", ["qkv", "sizes"], ["q0", "k0", "v0"], axis=2),
+        N("Reshape", ["q0", "heads"], ["q1"]), N("Transpose", ["q1"], ["q"], perm=[0, 2, 1, 3]),
+        N("Reshape", ["k0", "heads"], ["k1"]), N("Transpose", ["k1"], ["kt"], perm=[0, 2, 3, 1]),
+        N("Reshape", ["v0", "heads"], ["v1"]), N("Transpose", ["v1"], ["v"], perm=[0, 2, 1, 3]),
+        N("MatMul", ["q", "kt"], ["s0"]),
+        N("Div", ["s0", "scale"], ["s1"]),
+        N("Where", ["mask", "ninf", "s1"], ["s2"]),
+        N("Softmax", ["s2"], ["p"], axis=-1),
+        N("MatMul", ["p", "v"], ["y"]),
+    ]
+    consts = {"bias": f32(3 * d), "sizes": i64(d, d, d), "heads": i64(1, t, h, d // h), "mask": mask}
+    return graph("Attention-causal-const-inf", nodes, {"x": f32(1, t, 3 * d)}, consts, opset=18)
 
 
 def initializer_as_input_case() -> Case:

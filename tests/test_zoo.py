@@ -30,12 +30,7 @@ def zoo(tmp_path_factory):
     return {n: (*entries[n], m) for n, m in zip(entries, models)}
 
 
-# Known bug, open: the GPT-style decoder gives NaN on MAX (onnxruntime and torch agree with each
-# other). Its causal mask (masked_fill with -inf before Softmax) is the first suspect.
-_GPT_NAN = pytest.mark.xfail(strict=True, reason="NaN from the GPT decoder on MAX (open bug)")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_GPT_NAN) if n == "gpt" else n for n in ZOO])
+@pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_model_matches_torch_and_onnxruntime(zoo, name):
     path, inputs, torch_out, model = zoo[name]
     feeds = {s.name: a for s, a in zip(model.inputs, inputs)}
