@@ -1,4 +1,4 @@
-"""The ``onnx2max`` command: ``run``, ``check`` and ``ops``."""
+"""The ``onnx2max`` command: ``run``, ``check``, ``ops`` and ``conformance``."""
 
 from __future__ import annotations
 
@@ -205,6 +205,41 @@ def list_ops():
 
     for domain, op, since in supported_ops():
         click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}")
+
+
+@main.command("conformance")
+@click.option("--op", "ops", multiple=True, metavar="OP",
+              help="only cases of this op type, e.g. Conv (repeatable)")
+@click.option("--name", "names", multiple=True, metavar="GLOB",
+              help="only cases whose name matches, e.g. 'test_conv*' (repeatable)")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("docs/onnx-coverage.json"),
+              show_default=True, help="JSON results, one record per case; reruns resume from it")
+@click.option("--markdown", type=click.Path(path_type=Path), default=Path("docs/onnx-coverage.md"),
+              show_default=True, help="coverage page written from the results")
+@click.option("--batch", "batch_size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="cases compiled together in one MAX compile")
+@click.option("--fresh", is_flag=True, help="ignore earlier results and run every selected case")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="compile cache folder (default $ONNX2MAX_CACHE_DIR or ~/.cache/onnx2max)")
+def conformance(ops, names, results, markdown, batch_size, fresh, cache_dir):
+    """Run the ONNX backend node tests of the installed onnx and record what passes.
+
+    Cases that lower are compiled in batches through the compile cache; results are saved
+    after every batch, so an interrupted run resumes where it stopped. A full run on 2 cores
+    takes about an hour cold and minutes when the cache is warm.
+    """
+    from . import conformance as conf
+
+    cases = conf.collect(ops, names)
+    if not cases:
+        raise click.ClickException("no backend test case matches --op/--name")
+    res = conf.run(cases, results, batch_size=batch_size, cache_dir=cache_dir, fresh=fresh,
+                   log=lambda m: click.echo(m, err=True))
+    conf.write_markdown(results, markdown)
+    picked = {c.name for c in cases}
+    tot = conf.summary({k: v for k, v in res.items() if k in picked})
+    click.echo(f"{tot['passed']} passed, {tot['failed']} failed, {tot['unsupported']} unsupported "
+               f"of {len(picked)} selected cases; results in {results}, page in {markdown}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,10 @@ SMALL_CONSTANT = 16
 _MISSING = object()
 
 
+#: ops whose output shape depends on input values (folded when those are known at conversion)
+DATA_DEPENDENT_SHAPES = {"NonZero", "Unique", "Compress", "NonMaxSuppression"}
+
+
 def check_supported(p: Prepared) -> None:
     """Raise :class:`UnsupportedOpError` listing every node (subgraphs included) with no converter."""
     bad: list[UnsupportedNode] = []
@@ -41,6 +45,9 @@ def check_supported(p: Prepared) -> None:
             r = registry.resolve(n.domain, n.op_type, opset)
             if r is None or isinstance(r, UnsupportedNode):
                 reason = r.reason if isinstance(r, UnsupportedNode) else ""
+                if n.domain in STANDARD_DOMAINS and n.op_type in DATA_DEPENDENT_SHAPES:
+                    reason = ("its output shape depends on run-time values; MAX compiles static "
+                              "shapes, so it works only when its inputs are known at conversion")
                 if n.domain not in STANDARD_DOMAINS and n.domain not in p.opsets:
                     reason = f"the model imports no opset for domain '{n.domain}'"
                 bad.append(UnsupportedNode(n.name or (n.output[0] if n.output else "?"),

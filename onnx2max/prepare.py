@@ -393,7 +393,8 @@ def prepare(
         _check_sizes(types, nodes, source)
         remaining, changed = [], False
         for node in nodes:
-            inlined = _inline_control_flow(node, values, len(remaining) + _round * 100000)
+            inlined = _inline_control_flow(node, values, len(remaining) + _round * 100000,
+                                           opsets.get("", 0))
             if inlined is not None:
                 remaining.extend(inlined)
                 changed = True
@@ -411,6 +412,15 @@ def prepare(
         if not changed:
             break
 
+    for o in g.output:
+        elem = (types.get(o.name) or (None, None))[0]
+        if o.name in values:
+            continue
+        if elem and (not dtypes.is_supported(elem) or elem == TensorProto.BFLOAT16):
+            raise UnsupportedModelError(
+                f"{source}: graph output '{o.name}' has element type "
+                f"{dtypes.onnx_type_name(elem)}, which cannot be returned as a numpy array"
+            )
     used = {i for n in nodes for i in _all_inputs(n)} | {o.name for o in g.output}
     values = {k: v for k, v in values.items() if k in used}
     folded &= set(values)
@@ -476,10 +486,13 @@ def _rename_captures(node: onnx.NodeProto, rename: dict[str, str]) -> None:
                     o.name = rename[o.name]
 
 
-def _inline_control_flow(node: onnx.NodeProto, values, uid: int) -> list[onnx.NodeProto] | None:
+def _inline_control_flow(
+    node: onnx.NodeProto, values, uid: int, opset: int
+) -> list[onnx.NodeProto] | None:
     """``If`` with a condition known at conversion: the taken branch's nodes. ``Loop`` with a
     trip count known at conversion (at most 64), no runtime condition, and a body whose
-    ``cond`` output is its ``cond`` input: the body unrolled, with scan outputs concatenated.
+    ``cond`` output is its ``cond`` input (or an Identity of it): the body unrolled, with scan
+    outputs concatenated.
     ``None`` when neither applies (the node stays)."""
     if node.domain not in STANDARD_DOMAINS:
         return None
@@ -505,7 +518,12 @@ def _inline_control_flow(node: onnx.NodeProto, values, uid: int) -> list[onnx.No
             return None
         b_in = [i.name for i in body.input]
         b_out = [o.name for o in body.output]
-        if len(b_in) < 2 or b_out[0] != b_in[1]:
+        if len(b_in) < 2:
+            return None
+        passes = b_out[0] == b_in[1] or any(
+            n.op_type == "Identity" and list(n.output) == [b_out[0]] and list(n.input) == [b_in[1]]
+            for n in body.node)
+        if not passes:  # the body decides its own condition: an early exit at run time
             return None
         n_carried = len(node.input) - 2
         carried = list(node.input[2:])
@@ -525,9 +543,13 @@ def _inline_control_flow(node: onnx.NodeProto, values, uid: int) -> list[onnx.No
             carried = [rename.get(o, o) for o in b_out[1:1 + n_carried]]
             for k, o in enumerate(b_out[1 + n_carried:]):
                 u = f"__loop{uid}_{it}_scan{k}"
-                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), f"{u}_axes"], [u]))
-                nodes.insert(0, helper.make_node("Constant", [], [f"{u}_axes"],
-                                                 value=numpy_helper.from_array(np.array([0], np.int64))))
+                if opset >= 13:
+                    nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), f"{u}_axes"], [u]))
+                    nodes.insert(0, helper.make_node(
+                        "Constant", [], [f"{u}_axes"],
+                        value=numpy_helper.from_array(np.array([0], np.int64))))
+                else:
+                    nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o)], [u], axes=[0]))
                 scans[k].append(u)
         for src, dst in zip(carried, node.output[:n_carried]):
             if dst:

@@ -48,6 +48,7 @@ def test_unsupported_ops_are_all_listed_before_compiling():
     with pytest.raises(errors.UnsupportedOpError) as e:
         onnx2max.from_onnx(m)
     assert {n.op_type for n in e.value.nodes} == {"NonZero", "Foo"}
+    assert "depends on run-time values" in str(e.value)
     assert "nz" in str(e.value) and "custom" in str(e.value) and "com.example" in str(e.value)
 
 
@@ -172,3 +173,20 @@ def test_run_refuses_torch_tensors_it_cannot_take(converted):
         model(torch.from_numpy(a).double(), b)
     got = model(torch.from_numpy(a).t().contiguous().t(), torch.from_numpy(b))  # strided view
     np.testing.assert_allclose(got.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_data_dependent_op_on_known_inputs_is_folded():
+    from onnx2max.load import load_model
+    from onnx2max.prepare import prepare
+
+    c = np.array([[0, 3, 0], [5, 0, 7]], np.int64)
+    m = _model([helper.make_node("NonZero", ["c"], ["nz"]),
+                helper.make_node("Cast", ["nz"], ["f"], to=TensorProto.FLOAT),
+                helper.make_node("ReduceSum", ["f"], ["s"], keepdims=0),
+                helper.make_node("Add", ["x", "s"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+               inits=[onnx.numpy_helper.from_array(c, "c")])
+    p = prepare(*load_model(m))
+    assert [n.op_type for n in p.nodes] == ["Add"]
+    assert p.values["s"] == np.float32(np.sum(np.nonzero(c)))  # folded by onnx's evaluator

@@ -1,3 +1,16 @@
 """Op converters, one module per op family. Importing this package registers them all."""
 
-from . import elementwise, matmul, nn, reduce, shape  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    attention,
+    control,
+    elementwise,
+    indexing,
+    matmul,
+    nn,
+    norm,
+    recurrent,
+    reduce,
+    resize,
+    shape,
+)

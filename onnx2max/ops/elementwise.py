@@ -12,14 +12,18 @@ from ..registry import converter
 _FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
 
 
-def _unary(op_type, fn, since=1):
+def unary(op_type, fn, since=1, doc="elementwise."):
+    """Register ``fn(x)`` as the converter of a one-input elementwise op."""
     @converter(op_type, since=since, layout_agnostic=True)
     def conv(ctx):
         return fn(ctx.input(0))
 
     conv.__name__ = f"convert_{op_type.lower()}"
-    conv.__doc__ = f"ONNX ``{op_type}``, elementwise."
+    conv.__doc__ = f"ONNX ``{op_type}``: {doc}"
     return conv
+
+
+_unary = unary
 
 
 _unary("Relu", ops.relu)

@@ -95,6 +95,86 @@ def conv(ctx):
     return ChannelsLast(y)
 
 
+@converter("ConvTranspose")
+def conv_transpose(ctx):
+    """ONNX ``ConvTranspose``, 1-D and 2-D: groups, strides, dilations, pads, output_padding,
+    output_shape and auto_pad, with the ONNX reference's placement rule: the full transposed
+    convolution (length ``(in - 1) * stride + (k - 1) * dilation + 1``) is cropped from
+    ``pads_begin`` to the output size, and zero-filled past its end (output_padding).
+
+    MAX ``ops.conv2d_transpose`` on NHWC input with the filter as RSCF
+    (``W.transpose(2, 3, 1, 0)``), one call per group; its ``bias`` argument is not used
+    (it permutes as if NCHW in MAX 26.7), the bias is added afterwards.
+    """
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    nd = len(xs) - 2
+    if nd not in (1, 2):
+        raise ctx.error(f"{nd}-D transposed convolution is not supported (1-D and 2-D are)")
+    group = int(ctx.attr("group"))
+    cin, cout_g = ws[0], ws[1]
+    if xs[1] != cin or cin % group:
+        raise ctx.error(f"input has {xs[1]} channels; the weight {ws} with group={group} does not fit")
+    kernel = list(ctx.attr("kernel_shape") or ws[2:])
+    strides = list(ctx.attr("strides") or [1] * nd)
+    dil = list(ctx.attr("dilations") or [1] * nd)
+    out_pad = list(ctx.attr("output_padding") or [0] * nd)
+    pads = ctx.attr("pads")
+    auto_pad = ctx.attr("auto_pad") or "NOTSET"
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    out_shape = ctx.attr("output_shape")
+    if out_shape is not None and len(out_shape) > nd:
+        out_shape = list(out_shape)[-nd:]
+    full = [(xs[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(nd)]
+    if pads is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(out_shape) if out_shape is not None else [xs[2 + i] * strides[i] for i in range(nd)]
+        total = [full[i] + out_pad[i] - target[i] for i in range(nd)]
+        if auto_pad == "SAME_UPPER":
+            begins = [t // 2 for t in total]
+        else:
+            begins = [t - t // 2 for t in total]
+        size = target
+    else:
+        p = list(pads) if pads is not None else [0] * (2 * nd)
+        begins = p[:nd]
+        if out_shape is not None:
+            size = list(out_shape)
+        else:
+            size = [full[i] + out_pad[i] - p[i] - p[i + nd] for i in range(nd)]
+    x = ctx.input_last(0)
+    w = ctx.input(1)
+    if nd == 1:
+        x = _as_2d_last(x)
+        w = ops.unsqueeze(w, 2)
+        strides, dil, begins, size, full = [1, *strides], [1, *dil], [0, *begins], [1, *size], [1, *full]
+    rscf = ops.permute(w, [2, 3, 1, 0])  # (kh, kw, Cout/g, Cin)
+    k = cin // group
+    ys = []
+    for g in range(group):
+        xg = x[..., g * k:(g + 1) * k] if group > 1 else x
+        wg = rscf[..., g * k:(g + 1) * k] if group > 1 else rscf
+        ys.append(ops.conv2d_transpose(xg, wg, stride=tuple(strides), dilation=tuple(dil),
+                                       padding=(0, 0, 0, 0), output_paddings=(0, 0)))
+    y = ops.concat(ys, axis=-1) if group > 1 else ys[0]
+    # crop [begin, begin + size) of the full output; zero-fill what lies past its end
+    idx = [slice(None)]
+    extra = []
+    for i in range(2):
+        b = max(begins[i], 0)
+        e = min(begins[i] + size[i], full[i])
+        idx.append(slice(b, e))
+        extra += [max(-begins[i], 0), max(begins[i] + size[i] - full[i], 0)]
+    idx.append(slice(None))
+    y = y[tuple(idx)]
+    if any(extra):
+        y = ops.pad(y, [0, 0, *extra, 0, 0])
+    if ctx.has_input(2):
+        y = y + ctx.input(2)
+    if nd == 1:
+        y = ops.squeeze(y, 1)
+    return ChannelsLast(y)
+
+
 def _pool_geometry(ctx, xs):
     nd = len(xs) - 2
     if nd not in (1, 2):

@@ -1,10 +1,11 @@
 """Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2,
-ReduceSumSquare, ReduceLogSum, ReduceLogSumExp (ONNX sections of the same names).
+ReduceSumSquare, ReduceLogSum (ONNX sections of the same names; ReduceLogSumExp is in norm.py).
 
 ``axes`` is an attribute until opset 13 (ReduceSum) or 18 (the others) and an input after;
 ``keepdims`` defaults to 1; with no axes every axis is reduced unless ``noop_with_empty_axes``.
 MAX reductions take one axis and keep it, so several axes are reduced one after another and
-dropped with one reshape when ``keepdims=0``.
+dropped with one reshape when ``keepdims=0``. Reducing over an empty axis gives the
+reduction's identity (0, 1, -inf or +inf; 0 for ReduceMean, as onnxruntime does).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from max.graph import ops
 from ..registry import converter
 
 
-def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None):
+def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0):
     x = ctx.input(0)
     xs = ctx.shape(0)
     r = len(xs)
@@ -30,6 +31,13 @@ def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None):
             return x
         axes = list(range(r))
     axes = sorted({a % r for a in axes}) if r else []
+    if any(xs[a] == 0 for a in axes):  # an empty set: the reduction's identity, as onnxruntime
+        shape = [1 if i in axes else d for i, d in enumerate(xs)] if keep else \
+            [d for i, d in enumerate(xs) if i not in axes]
+        dt = np.dtype(x.dtype.to_numpy())
+        if np.isinf(empty) and dt.kind in "iu":
+            empty = np.iinfo(dt).min if empty < 0 else np.iinfo(dt).max
+        return np.full(shape, empty, dtype=dt)
     if pre is not None:
         x = pre(x)
     for a in axes:
@@ -76,10 +84,10 @@ def _prod(x, a):
 
 _register("ReduceSum", 13, "sum (MAX ops.sum)", reduce=_sum)
 _register("ReduceMean", 18, "mean (MAX ops.mean)", reduce=_mean)
-_register("ReduceMax", 18, "max (MAX ops.max)", reduce=_max)
-_register("ReduceMin", 18, "min (MAX ops.min)", reduce=_min)
-_register("ReduceProd", 18, "product (MAX ops.prod)", reduce=_prod)
+_register("ReduceMax", 18, "max (MAX ops.max)", reduce=_max, empty=-np.inf)
+_register("ReduceMin", 18, "min (MAX ops.min)", reduce=_min, empty=np.inf)
+_register("ReduceProd", 18, "product (MAX ops.prod)", reduce=_prod, empty=1.0)
 _register("ReduceL1", 18, "sum of |x|", pre=ops.abs, reduce=_sum)
 _register("ReduceL2", 18, "sqrt of the sum of squares", pre=lambda x: x * x, reduce=_sum, post=ops.sqrt)
 _register("ReduceSumSquare", 18, "sum of squares", pre=lambda x: x * x, reduce=_sum)
-_register("ReduceLogSum", 18, "log of the sum", reduce=_sum, post=ops.log)
+_register("ReduceLogSum", 18, "log of the sum", reduce=_sum, post=ops.log, empty=-np.inf)

@@ -1,0 +1,402 @@
+"""The ONNX backend node tests as the measure of op coverage (``onnx2max conformance``).
+
+The cases come from the installed onnx package (``onnx.backend.test.case.node.
+collect_testcases()``): about 1,900 one-node models, each with inputs and expected outputs.
+Each case is loaded, prepared and lowered on its own (milliseconds; this sorts out
+unsupported ops and conversion errors without compiling). The cases that lower are compiled
+in batches, each batch as one MAX ``Module`` through the compile cache, so a rerun loads them
+in milliseconds. Then every data set of a case runs and is compared with the expected outputs,
+with the suite's tolerances: rtol 1e-3 and atol 1e-7 (or the case's own), and NaN equal to NaN.
+
+Results go to a JSON file, one record per case. It is rewritten after every batch, and a rerun
+skips the cases it already holds (resume). :func:`write_markdown` turns it into
+``docs/onnx-coverage.md``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import onnx
+
+from .errors import Onnx2MaxError, UnsupportedModelError, UnsupportedOpError
+
+PASSED, FAILED, UNSUPPORTED = "passed", "failed", "unsupported"
+
+
+@dataclass
+class CaseResult:
+    """One backend test case: its name, op type, status and, unless passed, why (one line).
+
+    ``status`` is ``"passed"``, ``"failed"`` (conversion, compile or numerical error) or
+    ``"unsupported"`` (an op, opset or dtype onnx2max does not translate).
+    """
+
+    name: str
+    op_type: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def collect(ops: Iterable[str] = (), names: Iterable[str] = ()) -> list:
+    """The backend node test cases of the installed onnx, filtered.
+
+    Args:
+        ops: op types to keep (case-insensitive); empty keeps all.
+        names: glob patterns on the case name (``test_conv*``); empty keeps all.
+
+    Returns:
+        onnx ``TestCase`` objects (``name``, ``model``, ``data_sets``, ``rtol``, ``atol``), by name.
+    """
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = collect_testcases()
+    ops = {o.lower() for o in ops}
+    names = list(names)
+    out = []
+    for c in cases:
+        if ops and op_type_of(c).lower() not in ops:
+            continue
+        if names and not any(fnmatch.fnmatch(c.name, p) for p in names):
+            continue
+        out.append(c)
+    return sorted(out, key=lambda c: c.name)
+
+
+def op_type_of(case) -> str:
+    """The op type a case tests: that of its model's last node (``Expanded`` cases included)."""
+    nodes = case.model.graph.node
+    return nodes[-1].op_type if nodes else "?"
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".replace("\n", " ")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> str | None:
+    """``None`` when equal within the tolerances, else a one-line reason."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.dtype != want.dtype:
+        return f"dtype {got.dtype}, expected {want.dtype}"
+    if got.shape != want.shape:
+        return f"shape {got.shape}, expected {want.shape}"
+    if want.dtype.kind in "fc":
+        ok = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        ok = got == want
+    if np.all(ok):
+        return None
+    bad = int(np.size(ok) - np.count_nonzero(ok))
+    if want.dtype.kind in "fc":
+        diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        return f"{bad} of {want.size} elements differ (max abs error {np.nanmax(diff):.3g})"
+    return f"{bad} of {want.size} elements differ"
+
+
+def _array(v) -> np.ndarray:
+    """A data-set value as numpy (the suite stores some as ``TensorProto``)."""
+    if isinstance(v, onnx.TensorProto):
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(v)
+    return np.asarray(v)
+
+
+def _data(case) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    return [([_array(v) for v in ins], [_array(v) for v in outs]) for ins, outs in case.data_sets]
+
+
+def _feeds(case, model, inputs) -> dict:
+    names = [i.name for i in case.model.graph.input]
+    wanted = {s.name for s in model.inputs}
+    return {n: v for n, v in zip(names, inputs) if n in wanted}
+
+
+def _run_case(case, model) -> tuple[str, str]:
+    rtol = case.rtol if case.rtol is not None else 1e-3
+    atol = case.atol if case.atol is not None else 1e-7
+    for k, (inputs, outputs) in enumerate(_data(case)):
+        try:
+            got = model.run(None, _feeds(case, model, inputs))
+        except Exception as e:  # typed input errors, and MAX's own run-time errors
+            return FAILED, f"data set {k}: {_one_line(e)}"
+        if len(got) != len(outputs):
+            return FAILED, f"data set {k}: {len(got)} outputs, expected {len(outputs)}"
+        for j, (g, w) in enumerate(zip(got, outputs)):
+            why = _compare(g, w, rtol, atol)
+            if why:
+                return FAILED, f"data set {k}, output {j}: {why}"
+    return PASSED, ""
+
+
+def _upstream_inputs(model: onnx.ModelProto, value: str) -> list[str]:
+    """Graph inputs that ``value`` is computed from."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inputs = {i.name for i in model.graph.input}
+    seen, stack, found = set(), [value], []
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in inputs:
+            found.append(v)
+        elif v in producer:
+            stack.extend(i for i in producer[v].input if i)
+    return found
+
+
+def _freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` with graph inputs ``values`` turned into initializers."""
+    from onnx import numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [i for i in m.graph.input if i.name not in values]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    for name, v in values.items():
+        m.graph.initializer.append(numpy_helper.from_array(v, name))
+    return m
+
+
+def _probe(case):
+    """Load, prepare and lower one case without compiling: a Prepared, or a CaseResult.
+
+    MAX compiles static graphs, so a shape, axes or pads input has to be known at conversion
+    time. When a converter needs such a value and it comes from graph inputs, those inputs are
+    bound to the case's values (made initializers), provided every data set has the same ones.
+    """
+    from max.graph.graph import Module
+
+    from .compiler import resolve_device
+    from .errors import ConversionError
+    from .load import load_model
+    from .lower import lower_graph
+    from .prepare import prepare
+
+    op = op_type_of(case)
+    if not case.data_sets:
+        return CaseResult(case.name, op, UNSUPPORTED, "the case has no data sets")
+    try:
+        data = _data(case)
+    except Exception as e:
+        return CaseResult(case.name, op, UNSUPPORTED, "data not readable as numpy: " + _one_line(e))
+    names = [i.name for i in case.model.graph.input]
+    model, frozen = case.model, {}
+    for _attempt in range(8):
+        try:
+            shapes = {n: v.shape for n, v in zip(names, data[0][0]) if n not in frozen}
+            proto, _ = load_model(model)
+            p = prepare(proto, case.name, shapes)
+            lower_graph(p, resolve_device("cpu").ref, "probe", "probe_", module=Module())
+        except UnsupportedOpError as e:
+            kinds = sorted({f"{n.op_type} (opset {n.opset})" + (f": {n.reason}" if n.reason else "")
+                            for n in e.nodes})
+            return CaseResult(case.name, op, UNSUPPORTED, "unsupported " + "; ".join(kinds))
+        except ConversionError as e:
+            need = [n for n in _upstream_inputs(model, e.needs_value or "") if n not in frozen]
+            if e.needs_value and not need:  # made inside an inlined branch or loop body:
+                # bind the integer and boolean inputs (sizes, conditions, trip counts)
+                need = [n for n, v in zip(names, data[0][0])
+                        if n not in frozen and v.dtype.kind in "iub"]
+            if not e.needs_value or not need:
+                return CaseResult(case.name, op, FAILED, _one_line(e))
+            for n in need:
+                k = names.index(n)
+                vals = [ins[k] for ins, _ in data]
+                if any(v.shape != vals[0].shape or not np.array_equal(v, vals[0]) for v in vals):
+                    return CaseResult(case.name, op, FAILED,
+                                      f"input '{n}' must be known at conversion time, and the "
+                                      "data sets give it different values")
+                frozen[n] = vals[0]
+            model = _freeze(case.model, frozen)
+            continue
+        except UnsupportedModelError as e:
+            return CaseResult(case.name, op, UNSUPPORTED, _one_line(e))
+        except Onnx2MaxError as e:
+            return CaseResult(case.name, op, FAILED, _one_line(e))
+        except Exception as e:  # a bug in onnx2max: record it, keep going
+            return CaseResult(case.name, op, FAILED, "internal error: " + _one_line(e))
+        return p
+    return CaseResult(case.name, op, FAILED, "too many inputs needed at conversion time")
+
+
+def _compile(batch, cache_dir):
+    """Compile a batch as one module; on a compile error, split it to isolate the culprit."""
+    from .compiler import build, resolve_device
+    from .model import CompiledModel
+
+    dev = resolve_device("cpu")
+    try:
+        built = build([p for _, p in batch], dev, cache_dir=cache_dir, progress=False,
+                      label=f"{len(batch)} conformance cases")
+        out = []
+        for (c, _), b in zip(batch, built):
+            try:
+                out.append((c, CompiledModel(b, dev), None))
+            except Exception as e:
+                out.append((c, None, _one_line(e)))
+        return out
+    except Exception as e:  # CompileError, or MAX failing to load the compiled module
+        if len(batch) == 1:
+            return [(batch[0][0], None, _one_line(e))]
+        half = len(batch) // 2
+        return _compile(batch[:half], cache_dir) + _compile(batch[half:], cache_dir)
+
+
+def _batches(ready: list, size: int) -> list[list]:
+    """Split cases into compile batches that stay the same when other ops gain or lose cases:
+    cases are bucketed by the first letter of their op type, then chunked. A rerun after a
+    change to one converter then recompiles only the batches that hold its op (MAX's own
+    graph cache serves the others)."""
+    buckets: dict[str, list] = {}
+    for item in sorted(ready, key=lambda cp: (op_type_of(cp[0]).lower(), cp[0].name)):
+        buckets.setdefault(op_type_of(item[0])[:1].upper(), []).append(item)
+    out = []
+    for key in sorted(buckets):
+        b = buckets[key]
+        n = -(-len(b) // size)
+        per = -(-len(b) // n)
+        out += [b[i:i + per] for i in range(0, len(b), per)]
+    return out
+
+
+def run(
+    cases: list,
+    results_path: str | os.PathLike,
+    *,
+    batch_size: int = 64,
+    cache_dir=None,
+    fresh: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, CaseResult]:
+    """Run backend test cases and record one :class:`CaseResult` per case.
+
+    Args:
+        cases: from :func:`collect`.
+        results_path: JSON file of results; cases already in it are skipped unless ``fresh``.
+        batch_size: cases compiled together in one MAX compile.
+        cache_dir: the compile cache (see :func:`onnx2max.from_onnx`).
+        fresh: ignore earlier results in ``results_path``.
+        log: where progress lines go.
+
+    Returns:
+        ``{case name: CaseResult}`` for every case in the results file (old and new).
+    """
+    path = Path(results_path)
+    results: dict[str, CaseResult] = {}
+    if path.exists() and not fresh:
+        try:
+            results = {r["name"]: CaseResult(**r) for r in json.loads(path.read_text())["cases"]}
+        except (ValueError, KeyError, TypeError):
+            log(f"{path}: unreadable results file; starting afresh")
+    todo = [c for c in cases if c.name not in results]
+    log(f"{len(cases)} cases selected, {len(cases) - len(todo)} already in {path}, {len(todo)} to run")
+
+    def save():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"onnx": onnx.__version__, "max": _max_version(),
+                "cases": [asdict(r) for r in sorted(results.values(), key=lambda r: r.name)]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+
+    ready = []
+    for c in todo:
+        t0 = time.monotonic()
+        got = _probe(c)
+        if isinstance(got, CaseResult):
+            got.seconds = round(time.monotonic() - t0, 3)
+            results[c.name] = got
+        else:
+            ready.append((c, got))
+    save()
+    log(f"{len(todo) - len(ready)} cases settled without compiling; {len(ready)} to compile")
+    batches = _batches(ready, batch_size)
+    for nb, batch in enumerate(batches):
+        t0 = time.monotonic()
+        for case, model, err in _compile(batch, cache_dir):
+            op = op_type_of(case)
+            if model is None:
+                results[case.name] = CaseResult(case.name, op, FAILED, err or "compile failed")
+                continue
+            status, why = _run_case(case, model)
+            results[case.name] = CaseResult(case.name, op, status, why)
+        dt = time.monotonic() - t0
+        for case, _ in batch:
+            results[case.name].seconds = round(dt / len(batch), 3)
+        save()
+        done = sum(1 for c, _ in batch if results[c.name].status == PASSED)
+        log(f"batch {nb + 1}/{len(batches)} ({op_type_of(batch[0][0])} .. "
+            f"{op_type_of(batch[-1][0])}): {done}/{len(batch)} passed in {dt:.0f} s")
+    return results
+
+
+def _max_version() -> str:
+    from .cache import max_version
+
+    return max_version()
+
+
+def summary(results: dict[str, CaseResult]) -> dict[str, int]:
+    """Counts by status."""
+    out = {PASSED: 0, FAILED: 0, UNSUPPORTED: 0}
+    for r in results.values():
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) -> str:
+    """Write the coverage page from a results JSON: totals, then a table per op type.
+
+    Returns the markdown text.
+    """
+    data = json.loads(Path(results_path).read_text())
+    recs = [CaseResult(**r) for r in data["cases"]]
+    by_op: dict[str, list[CaseResult]] = {}
+    for r in recs:
+        by_op.setdefault(r.op_type, []).append(r)
+    tot = summary({r.name: r for r in recs})
+    lines = [
+        "# ONNX backend node tests: onnx2max coverage",
+        "",
+        f"Measured by `onnx2max conformance` with onnx {data.get('onnx')} and MAX "
+        f"{data.get('max')} on CPU. The file is written from the results JSON "
+        f"(`docs/onnx-coverage.json`) of that run; do not edit it by hand.",
+        "",
+        f"**{tot[PASSED]} of {len(recs)} cases pass**; {tot[FAILED]} fail and "
+        f"{tot[UNSUPPORTED]} use ops, opsets or dtypes onnx2max does not translate.",
+        "",
+        "| op type | passed | failed | unsupported |",
+        "|---|---:|---:|---:|",
+    ]
+    for op in sorted(by_op, key=str.lower):
+        c = summary({r.name: r for r in by_op[op]})
+        lines.append(f"| {op} | {c[PASSED]} | {c[FAILED]} | {c[UNSUPPORTED]} |")
+    lines += ["", "## Cases that do not pass", ""]
+    for op in sorted(by_op, key=str.lower):
+        bad = [r for r in by_op[op] if r.status != PASSED]
+        if not bad:
+            continue
+        lines += [f"### {op}", ""]
+        for r in bad:
+            reason = r.reason.replace("|", "\\|")
+            lines.append(f"- `{r.name}`: {r.status}: {reason}")
+        lines.append("")
+    text = "\n".join(lines).rstrip() + "\n"
+    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(md_path).write_text(text)
+    return text

@@ -1,0 +1,198 @@
+"""More elementwise ops: activations, trigonometric and hyperbolic functions, rounding, tests
+for NaN and infinity, Mod and Mean (ONNX "Operators" sections of the same names).
+
+Where MAX has the function (``ops.round``, ``ops.acos``, ``ops.atanh``, ``ops.is_nan``, ...)
+it is used; the rest are written with the identities given in each docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from max.dtype import DType
+from max.graph import TensorValue, ops
+
+from ..lower import make_constant
+from ..registry import converter
+from .elementwise import unary
+
+_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+
+
+def _c(x: TensorValue, v) -> TensorValue:
+    """Scalar ``v`` as a constant of ``x``'s dtype and device (rank 0)."""
+    return make_constant(np.asarray(v, dtype=np.float64), x.device, x.dtype)
+
+
+def _act(op_type, since=1):
+    def wrap(fn):
+        @converter(op_type, since=since, layout_agnostic=True)
+        def conv(ctx):
+            return fn(ctx, ctx.input(0))
+
+        conv.__name__ = f"convert_{op_type.lower()}"
+        conv.__doc__ = fn.__doc__
+        return conv
+
+    return wrap
+
+
+def _softplus(x):
+    # log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))
+    return ops.max(x, _c(x, 0.0)) + ops.log1p(ops.exp(-ops.abs(x)))
+
+
+@_act("Softplus")
+def softplus(ctx, x):
+    """ONNX ``Softplus``: ``log(1 + exp(x))``, as ``max(x, 0) + log1p(exp(-|x|))``."""
+    return _softplus(x)
+
+
+@_act("Softsign")
+def softsign(ctx, x):
+    """ONNX ``Softsign``: ``x / (1 + |x|)``."""
+    return x / (ops.abs(x) + _c(x, 1.0))
+
+
+@_act("Elu", since=6)
+def elu(ctx, x):
+    """ONNX ``Elu``: ``x`` if ``x > 0``, else ``alpha * (exp(x) - 1)`` (alpha default 1)."""
+    a = float(ctx.attr("alpha"))
+    return ops.where(x > _c(x, 0.0), x, (ops.exp(x) - _c(x, 1.0)) * _c(x, a))
+
+
+@_act("Selu", since=6)
+def selu(ctx, x):
+    """ONNX ``Selu``: ``gamma * (x if x > 0 else alpha * (exp(x) - 1))``."""
+    a, g = float(ctx.attr("alpha")), float(ctx.attr("gamma"))
+    neg = (ops.exp(x) - _c(x, 1.0)) * _c(x, a)
+    return ops.where(x > _c(x, 0.0), x, neg) * _c(x, g)
+
+
+@_act("Celu", since=12)
+def celu(ctx, x):
+    """ONNX ``Celu``: ``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    a = float(ctx.attr("alpha"))
+    zero = _c(x, 0.0)
+    return ops.max(x, zero) + ops.min(zero, (ops.exp(x / _c(x, a)) - _c(x, 1.0)) * _c(x, a))
+
+
+@_act("Mish", since=18)
+def mish(ctx, x):
+    """ONNX ``Mish``: ``x * tanh(softplus(x))``."""
+    return x * ops.tanh(_softplus(x))
+
+
+@_act("ThresholdedRelu", since=10)
+def thresholded_relu(ctx, x):
+    """ONNX ``ThresholdedRelu``: ``x`` if ``x > alpha`` else 0 (alpha default 1)."""
+    a = float(ctx.attr("alpha"))
+    return ops.where(x > _c(x, a), x, _c(x, 0.0))
+
+
+@_act("Shrink", since=9)
+def shrink(ctx, x):
+    """ONNX ``Shrink``: ``x + bias`` if ``x < -lambd``, ``x - bias`` if ``x > lambd``, else 0."""
+    lambd, bias = float(ctx.attr("lambd")), float(ctx.attr("bias"))
+    zero = _c(x, 0)
+    return ops.where(x < _c(x, -lambd), x + _c(x, bias),
+                     ops.where(x > _c(x, lambd), x - _c(x, bias), zero))
+
+
+@converter("PRelu", since=1, layout_agnostic=False)
+def prelu(ctx):
+    """ONNX ``PRelu``: ``x`` if ``x >= 0`` else ``slope * x``; slope broadcasts to x
+    (unidirectionally; before opset 7 a 1-D slope of size C applies per channel)."""
+    x, slope = ctx.input(0), ctx.input(1)
+    if ctx.opset < 7 and ctx.rank(1) == 1 and ctx.rank(0) > 2 and ctx.shape(1)[0] == ctx.shape(0)[1]:
+        slope = ops.reshape(slope, [ctx.shape(1)[0]] + [1] * (ctx.rank(0) - 2))
+    return ops.where(x < _c(x, 0), x * slope, x)
+
+
+@_act("Sign", since=9)
+def sign(ctx, x):
+    """ONNX ``Sign``: -1, 0 or 1 in the input's dtype."""
+    zero = _c(x, 0)
+    return ops.where(x > zero, _c(x, 1), ops.where(x < zero, _c(x, -1), zero))
+
+
+@_act("Round", since=11)
+def round_(ctx, x):
+    """ONNX ``Round``: to the nearest integer, halves to even (MAX ``ops.round``)."""
+    return ops.round(x)
+
+
+def _fn7(op_type, fn, since=7, doc=""):
+    return unary(op_type, fn, since=since, doc=doc)
+
+
+def _one(x):
+    return _c(x, 1.0)
+
+
+_fn7("Tan", lambda x: ops.sin(x) / ops.cos(x), doc="``sin(x) / cos(x)``.")
+_fn7("Acos", ops.acos, doc="MAX ``ops.acos``.")
+_fn7("Asin", lambda x: _c(x, np.pi / 2) - ops.acos(x), doc="``pi/2 - acos(x)``.")
+_fn7("Atan", lambda x: _atan(x), doc="``pi/2 - acos(x / sqrt(1 + x^2))``.")
+_fn7("Sinh", lambda x: (ops.exp(x) - ops.exp(-x)) * _c(x, 0.5), since=9,
+    doc="``(exp(x) - exp(-x)) / 2``.")
+_fn7("Cosh", lambda x: (ops.exp(x) + ops.exp(-x)) * _c(x, 0.5), since=9,
+    doc="``(exp(x) + exp(-x)) / 2``.")
+_fn7("Asinh", lambda x: ops.log(x + ops.sqrt(x * x + _one(x))), since=9,
+    doc="``log(x + sqrt(x^2 + 1))``.")
+_fn7("Acosh", lambda x: ops.log(x + ops.sqrt(x * x - _one(x))), since=9,
+    doc="``log(x + sqrt(x^2 - 1))``.")
+_fn7("Atanh", ops.atanh, since=9, doc="MAX ``ops.atanh``.")
+
+
+def _atan(x):
+    # atan(x) = asin(x / sqrt(1 + x^2)) = pi/2 - acos(x / sqrt(1 + x^2))
+    return _c(x, np.pi / 2) - ops.acos(x / ops.sqrt(x * x + _one(x)))
+
+
+@converter("IsNaN", since=9, layout_agnostic=True)
+def is_nan(ctx):
+    """ONNX ``IsNaN`` (MAX ``ops.is_nan``)."""
+    return ops.is_nan(ctx.input(0))
+
+
+@converter("IsInf", since=10, layout_agnostic=True)
+def is_inf(ctx):
+    """ONNX ``IsInf``: ``detect_positive`` and ``detect_negative`` choose the signs (MAX
+    ``ops.is_inf``)."""
+    x = ctx.input(0)
+    inf = ops.is_inf(x)
+    pos, neg = int(ctx.attr("detect_positive")), int(ctx.attr("detect_negative"))
+    if pos and neg:
+        return inf
+    zero = _c(x, 0)
+    if pos:
+        return ops.logical_and(inf, x > zero)
+    if neg:
+        return ops.logical_and(inf, x < zero)
+    return ops.logical_and(inf, ops.logical_not(inf))
+
+
+@converter("Mod", since=10, layout_agnostic=True)
+def mod(ctx):
+    """ONNX ``Mod``: ``fmod=0`` takes the divisor's sign (integers: MAX ``ops.mod``; floats:
+    ``a - floor(a / b) * b``), ``fmod=1`` the dividend's sign, as C ``fmod``:
+    ``a - trunc(a / b) * b``."""
+    a, b = ctx.input(0), ctx.input(1)
+    if int(ctx.attr("fmod")):
+        if a.dtype in _FLOATS:
+            return a - ops.trunc(a / b) * b
+        q = ops.trunc(ops.cast(a, DType.float64) / ops.cast(b, DType.float64))
+        return a - ops.cast(q, a.dtype) * b
+    if a.dtype in _FLOATS:  # as numpy.mod, which onnx's reference uses
+        return a - ops.floor(a / b) * b
+    return ops.mod(a, b)
+
+
+@converter("Mean", since=1, layout_agnostic=True)
+def mean(ctx):
+    """ONNX ``Mean``: the elementwise mean of all inputs, with broadcasting."""
+    xs = [t for t in ctx.inputs() if t is not None]
+    acc = xs[0]
+    for t in xs[1:]:
+        acc = acc + t
+    return acc / _c(acc, float(len(xs)))

@@ -1,0 +1,381 @@
+"""Indexing and rearranging ops: ArgMax, ArgMin, TopK, Hardmax, CumSum, Trilu, Tile,
+GatherElements, GatherND, OneHot, DepthToSpace, SpaceToDepth, Pad (ONNX "Operators"
+sections of the same names). Indices, repeats, pads and ``k`` must be known at conversion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from max.dtype import DType
+from max.graph import TensorValue, ops
+
+from ..lower import make_constant
+from ..registry import converter
+
+
+def _ints(v) -> list[int]:
+    return [int(a) for a in np.asarray(v).reshape(-1)]
+
+
+def _flip(x: TensorValue, axis: int) -> TensorValue:
+    idx = [slice(None)] * x.rank
+    idx[axis] = (slice(None, None, -1), int(x.shape[axis]))
+    return ops.slice_tensor(x, idx)
+
+
+def _arg(ctx, fn):
+    x = ctx.input(0)
+    r = ctx.rank(0)
+    axis = int(ctx.attr("axis")) % r
+    keep = int(ctx.attr("keepdims"))
+    last = int(ctx.attr("select_last_index", 0) or 0)
+    n = ctx.shape(0)[axis]
+    if last:  # the last of equal extremes: search the reversed axis
+        i = fn(_flip(x, axis), axis)
+        i = make_constant(np.array(n - 1, np.int64), x.device, DType.int64) - i
+    else:
+        i = fn(x, axis)
+    if not keep:
+        i = ops.squeeze(i, axis)
+    return i
+
+
+@converter("ArgMax", since=1)
+def argmax(ctx):
+    """ONNX ``ArgMax``: int64 index of the first (or, with ``select_last_index``, the last)
+    maximum along ``axis``; ``keepdims`` keeps the axis (MAX ``ops.argmax``)."""
+    return _arg(ctx, lambda x, a: ops.argmax(x, axis=a))
+
+
+@converter("ArgMin", since=1)
+def argmin(ctx):
+    """ONNX ``ArgMin``: as ArgMax, for the minimum (MAX ``ops.argmin``)."""
+    return _arg(ctx, lambda x, a: ops.argmin(x, axis=a))
+
+
+@converter("TopK", since=1)
+def top_k(ctx):
+    """ONNX ``TopK``: the ``k`` largest (``largest=1``) or smallest values along ``axis`` and
+    their int64 indices, sorted (MAX ``ops.top_k``; the smallest as top-k of the negation).
+    ``k`` is an attribute before opset 10, an input after."""
+    x = ctx.input(0)
+    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    k = int(ctx.attr("k")) if ctx.opset < 10 else int(np.asarray(ctx.const(1)).reshape(-1)[0])
+    largest = int(ctx.attr("largest", 1) if ctx.opset >= 11 else 1)
+    if not int(ctx.attr("sorted", 1) if ctx.opset >= 11 else 1):
+        pass  # sorted output is a valid answer for sorted=0
+    if largest:
+        return ops.top_k(x, k, axis)
+    if x.dtype in (DType.uint8, DType.uint16, DType.uint32, DType.uint64, DType.bool):
+        raise ctx.error(f"largest=0 on {x.dtype} is not supported")
+    v, i = ops.top_k(-x, k, axis)
+    return -v, i
+
+
+@converter("Hardmax", since=1)
+def hardmax(ctx):
+    """ONNX ``Hardmax``: 1 at the first maximum along ``axis`` (from opset 13; before, of the
+    input flattened to 2-D at ``axis``), 0 elsewhere."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    axis = int(ctx.attr("axis")) % r
+    if ctx.opset < 13:
+        inner = int(np.prod(xs[axis:], dtype=np.int64))
+        flat = ops.reshape(x, [int(np.prod(xs[:axis], dtype=np.int64)), inner])
+        y = _one_hot_of_argmax(flat, 1, inner)
+        return ops.reshape(y, list(xs))
+    return _one_hot_of_argmax(x, axis, xs[axis])
+
+
+def _one_hot_of_argmax(x, axis, n):
+    i = ops.argmax(x, axis=axis)
+    shape = [1] * x.rank
+    shape[axis] = n
+    pos = ops.reshape(make_constant(np.arange(n, dtype=np.int64), x.device, DType.int64), shape)
+    return ops.cast(ops.equal(i, pos), x.dtype)
+
+
+@converter("CumSum", since=11)
+def cumsum(ctx):
+    """ONNX ``CumSum`` along the axis given as input 1; ``exclusive`` and ``reverse``
+    (MAX ``ops.cumsum``)."""
+    axis = int(np.asarray(ctx.const(1)).reshape(-1)[0]) % ctx.rank(0)
+    return ops.cumsum(ctx.input(0), axis=axis, exclusive=bool(ctx.attr("exclusive")),
+                      reverse=bool(ctx.attr("reverse")))
+
+
+@converter("Trilu", since=14)
+def trilu(ctx):
+    """ONNX ``Trilu``: keep the upper (``upper=1``) or lower triangle of the last two dims,
+    shifted by ``k`` (input 1); the rest is 0. Built as a constant mask and ``ops.where``."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    k = int(np.asarray(ctx.const(2 - 1)).reshape(-1)[0]) if ctx.has_input(1) else 0
+    n, m = xs[-2], xs[-1]
+    rows, cols = np.arange(n)[:, None], np.arange(m)[None, :]
+    keep = (cols - rows >= k) if int(ctx.attr("upper")) else (cols - rows <= k)
+    mask = make_constant(keep, x.device, DType.bool)
+    return ops.where(mask, x, make_constant(np.zeros((), np.float64), x.device, x.dtype))
+
+
+@converter("Tile", since=6)
+def tile(ctx):
+    """ONNX ``Tile``: repeat along each axis by ``repeats`` (input 1; MAX ``ops.tile``)."""
+    reps = _ints(ctx.const(1))
+    if all(r == 1 for r in reps):
+        return ctx.input(0)
+    return ops.tile(ctx.input(0), reps)
+
+
+@converter("GatherElements", since=11)
+def gather_elements(ctx):
+    """ONNX ``GatherElements``: ``out[i][j][k] = data[index[i][j][k]][j][k]`` for ``axis=0``
+    (and so on); negative indices count from the end. Built with ``ops.gather_nd`` over full
+    coordinates."""
+    data, idx = ctx.input(0), ctx.input(1)
+    ds, ishape = ctx.shape(0), ctx.shape(1)
+    r = len(ds)
+    axis = int(ctx.attr("axis")) % r
+    idx = ops.cast(idx, DType.int64)
+    n = make_constant(np.array(ds[axis], np.int64), data.device, DType.int64)
+    idx = ops.where(idx < make_constant(np.array(0, np.int64), data.device, DType.int64), idx + n, idx)
+    coords = []
+    for a in range(r):
+        if a == axis:
+            coords.append(ops.unsqueeze(idx, -1))
+        else:
+            grid = np.indices(ishape)[a].astype(np.int64)[..., None]
+            coords.append(make_constant(grid, data.device, DType.int64))
+    return ops.gather_nd(data, ops.concat(coords, axis=-1))
+
+
+@converter("GatherND", since=11)
+def gather_nd(ctx):
+    """ONNX ``GatherND`` with ``batch_dims`` (opset 12); negative indices count from the end
+    (MAX ``ops.gather_nd``)."""
+    data, idx = ctx.input(0), ops.cast(ctx.input(1), DType.int64)
+    b = int(ctx.attr("batch_dims", 0) or 0)
+    ds, ishape = ctx.shape(0), ctx.shape(1)
+    q = ishape[-1]
+    dims = np.array(ds[b:b + q], np.int64)
+    lim = make_constant(dims, data.device, DType.int64)
+    idx = ops.where(idx < make_constant(np.array(0, np.int64), data.device, DType.int64), idx + lim, idx)
+    return ops.gather_nd(data, idx, batch_dims=b)
+
+
+@converter("OneHot", since=9)
+def one_hot(ctx):
+    """ONNX ``OneHot``: ``depth`` (input 1) known at conversion, ``values = [off, on]``
+    (input 2); negative indices count from the end; a new axis at ``axis``."""
+    idx = ctx.input(0)
+    depth = int(np.asarray(ctx.const(1)).reshape(-1)[0])
+    values = ctx.input(2)
+    r = ctx.rank(0) + 1
+    axis = int(ctx.attr("axis")) % r
+    idx = ops.cast(idx, DType.int64) if idx.dtype != DType.int64 else idx
+    if idx.dtype in (DType.float32, DType.float64, DType.float16):
+        idx = ops.cast(ops.trunc(ctx.input(0)), DType.int64)
+    d = make_constant(np.array(depth, np.int64), idx.device, DType.int64)
+    idx = ops.where(idx < make_constant(np.array(0, np.int64), idx.device, DType.int64), idx + d, idx)
+    shape = [1] * r
+    shape[axis] = depth
+    pos = ops.reshape(make_constant(np.arange(depth, dtype=np.int64), idx.device, DType.int64), shape)
+    hit = ops.equal(ops.unsqueeze(idx, axis), pos)
+    off, on = values[0], values[1]
+    return ops.where(hit, on, off)
+
+
+@converter("DepthToSpace", since=1)
+def depth_to_space(ctx):
+    """ONNX ``DepthToSpace``: NCHW, ``blocksize`` b, mode ``DCR`` (default) or ``CRD``;
+    a reshape, a permute and a reshape."""
+    n, c, h, w = ctx.shape(0)
+    b = int(ctx.attr("blocksize"))
+    mode = ctx.attr("mode", "DCR") if ctx.opset >= 11 else "DCR"
+    x = ctx.input(0)
+    if mode == "DCR":
+        t = ops.reshape(x, [n, b, b, c // (b * b), h, w])
+        t = ops.permute(t, [0, 3, 4, 1, 5, 2])
+    else:
+        t = ops.reshape(x, [n, c // (b * b), b, b, h, w])
+        t = ops.permute(t, [0, 1, 4, 2, 5, 3])
+    return ops.reshape(t, [n, c // (b * b), h * b, w * b])
+
+
+@converter("SpaceToDepth", since=1)
+def space_to_depth(ctx):
+    """ONNX ``SpaceToDepth``: NCHW, ``blocksize`` b; the inverse of DepthToSpace (DCR)."""
+    n, c, h, w = ctx.shape(0)
+    b = int(ctx.attr("blocksize"))
+    t = ops.reshape(ctx.input(0), [n, c, h // b, b, w // b, b])
+    t = ops.permute(t, [0, 3, 5, 1, 2, 4])
+    return ops.reshape(t, [n, c * b * b, h // b, w // b])
+
+
+@converter("Pad", since=1)
+def pad(ctx):
+    """ONNX ``Pad``: ``pads = [x1_begin, x2_begin, ..., x1_end, x2_end, ...]`` (attribute before
+    opset 11, input after), ``axes`` (opset 18), modes ``constant``, ``reflect``, ``edge`` and
+    ``wrap``. Negative pads crop. MAX ``ops.pad`` takes per-axis (begin, end) pairs."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    mode = ctx.attr("mode") or "constant"
+    if ctx.opset < 11:
+        pads = _ints(ctx.attr("pads") if ctx.has_attr("pads") else ctx.attr("paddings"))
+        value = float(ctx.attr("value", 0.0) or 0.0)
+        axes = list(range(r))
+    else:
+        pads = _ints(ctx.const(1))
+        value = np.asarray(ctx.const(2)).reshape(-1)[0] if ctx.has_input(2) else 0
+        axes = [a % r for a in _ints(ctx.const(3))] if ctx.has_input(3) else list(range(r))
+    k = len(axes)
+    if len(pads) != 2 * k:
+        raise ctx.error(f"pads has {len(pads)} values; expected {2 * k}")
+    begin, end = [0] * r, [0] * r
+    for j, a in enumerate(axes):
+        begin[a], end[a] = pads[j], pads[j + k]
+    # crop first (negative pads)
+    if any(p < 0 for p in begin + end):
+        idx = [slice(max(-b, 0), xs[a] - max(-e, 0)) for a, (b, e) in enumerate(zip(begin, end))]
+        x = x[tuple(idx)]
+        xs = [xs[a] - max(-begin[a], 0) - max(-end[a], 0) for a in range(r)]
+        begin, end = [max(p, 0) for p in begin], [max(p, 0) for p in end]
+    if not any(begin + end):
+        return x
+    if mode == "wrap":
+        for a in range(r):
+            if begin[a] or end[a]:
+                n = xs[a]
+                parts = []
+                if begin[a]:
+                    parts.append(_take(x, a, n - begin[a], n))
+                parts.append(x)
+                if end[a]:
+                    parts.append(_take(x, a, 0, end[a]))
+                x = ops.concat(parts, axis=a)
+                xs = list(xs)
+                xs[a] += begin[a] + end[a]
+        return x
+    if mode not in ("constant", "reflect", "edge"):
+        raise ctx.error(f"mode '{mode}'; expected constant, reflect, edge or wrap")
+    flat = [p for a in range(r) for p in (begin[a], end[a])]
+    if mode == "constant":
+        v = make_constant(np.asarray(value, dtype=np.float64), x.device, x.dtype)
+        return ops.pad(x, flat, mode="constant", value=v)
+    return ops.pad(x, flat, mode=mode)
+
+
+def _take(x, axis, start, stop):
+    idx = [slice(None)] * x.rank
+    idx[axis] = slice(start, stop)
+    return x[tuple(idx)]
+
+
+_SCATTER = {"none": ops.scatter, "add": ops.scatter_add, "mul": ops.scatter_mul,
+            "max": ops.scatter_max, "min": ops.scatter_min}
+_SCATTER_ND = {"none": ops.scatter_nd, "add": ops.scatter_nd_add, "mul": ops.scatter_nd_mul,
+               "max": ops.scatter_nd_max, "min": ops.scatter_nd_min}
+
+
+def _wrap_negative(idx: TensorValue, limit) -> TensorValue:
+    idx = ops.cast(idx, DType.int64) if idx.dtype != DType.int64 else idx
+    lim = make_constant(np.asarray(limit, np.int64), idx.device, DType.int64)
+    zero = make_constant(np.array(0, np.int64), idx.device, DType.int64)
+    return ops.where(idx < zero, idx + lim, idx)
+
+
+@converter("ScatterElements", since=11)
+def scatter_elements(ctx):
+    """ONNX ``ScatterElements``: ``out[index[i][j]][j] = updates[i][j]`` for ``axis=0`` (and so
+    on), with ``reduction`` none, add, mul, max or min (opsets 16 and 18); negative indices
+    count from the end (MAX ``ops.scatter`` and ``ops.scatter_add`` ...)."""
+    data = ctx.input(0)
+    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    red = (ctx.attr("reduction") if ctx.opset >= 16 else None) or "none"
+    if red not in _SCATTER:
+        raise ctx.error(f"reduction '{red}'; expected none, add, mul, max or min")
+    idx = _wrap_negative(ctx.input(1), ctx.shape(0)[axis])
+    return _SCATTER[red](data, ctx.input(2), idx, axis=axis)
+
+
+@converter("Scatter", since=9)
+def scatter_v9(ctx):
+    """ONNX ``Scatter`` (deprecated in opset 11): ScatterElements without reduction."""
+    data = ctx.input(0)
+    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    idx = _wrap_negative(ctx.input(1), ctx.shape(0)[axis])
+    return ops.scatter(data, ctx.input(2), idx, axis=axis)
+
+
+@converter("ScatterND", since=11)
+def scatter_nd(ctx):
+    """ONNX ``ScatterND``: write ``updates`` at the index tuples of ``indices`` (last dim q
+    indexes the first q axes), with ``reduction`` none, add, mul, max or min (opsets 16 and 18;
+    MAX ``ops.scatter_nd`` and ``ops.scatter_nd_add`` ...)."""
+    red = (ctx.attr("reduction") if ctx.opset >= 16 else None) or "none"
+    if red not in _SCATTER_ND:
+        raise ctx.error(f"reduction '{red}'; expected none, add, mul, max or min")
+    q = ctx.shape(1)[-1]
+    idx = _wrap_negative(ctx.input(1), ctx.shape(0)[:q])
+    return _SCATTER_ND[red](ctx.input(0), ctx.input(2), idx)
+
+
+@converter("Einsum", since=12)
+def einsum(ctx):
+    """ONNX ``Einsum`` (explicit ``->`` or implicit output, ``...`` for broadcast dims): each
+    operand is permuted and reshaped onto one shared index order, the operands are multiplied
+    with broadcasting, and the contracted indices are summed (memory grows with the product of
+    all index sizes; fine for the small contractions models use). A repeated index inside one
+    operand (a diagonal) is refused."""
+    eq = str(ctx.attr("equation")).replace(" ", "")
+    xs = [ctx.input(i) for i in range(ctx.num_inputs)]
+    shapes = [ctx.shape(i) for i in range(ctx.num_inputs)]
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(xs):
+        raise ctx.error(f"equation '{eq}' has {len(terms)} operands, the node {len(xs)}")
+    ell_rank = max((len(s) - (len(t) - 3) for t, s in zip(terms, shapes) if "..." in t), default=0)
+    ell = [chr(0x100 + i) for i in range(ell_rank)]  # stand-in letters for the "..." dims
+    subs = []
+    for t, s in zip(terms, shapes):
+        if "..." in t:
+            a, b = t.split("...")
+            k = len(s) - len(a) - len(b)
+            t = a + "".join(ell[ell_rank - k:]) + b
+        if len(t) != len(s):
+            raise ctx.error(f"term '{t}' does not match an operand of rank {len(s)}")
+        if len(set(t)) != len(t):
+            raise ctx.error(f"term '{t}' repeats an index (a diagonal), which is not supported")
+        subs.append(t)
+    if _ == "":  # implicit output: indices used once, in alphabetical order, after "..."
+        counts = {}
+        for t in subs:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = "".join(ell) + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    else:
+        if "..." in rhs:
+            a, b = rhs.split("...")
+            rhs = a + "".join(ell) + b
+        out = rhs
+    letters = list(out) + sorted({c for t in subs for c in t} - set(out))
+    size = {}
+    for t, s in zip(subs, shapes):
+        for c, d in zip(t, s):
+            if size.get(c, 1) == 1:
+                size[c] = d
+    acc = None
+    for x, t, s in zip(xs, subs, shapes):
+        present = [c for c in letters if c in t]
+        x = ops.permute(x, [t.index(c) for c in present]) if present != list(t) else x
+        full = [(size[c] if c in t and s[t.index(c)] != 1 else 1) if c in t else 1 for c in letters]
+        x = ops.reshape(x, full)
+        acc = x if acc is None else acc * x
+    for k in range(len(letters) - 1, len(out) - 1, -1):
+        acc = ops.squeeze(ops.sum(acc, axis=k), k)
+    target = [size[c] for c in out]
+    if list(acc.shape) != target:
+        acc = ops.broadcast_to(acc, target)
+    return acc

@@ -1,0 +1,144 @@
+"""Normalizations beyond batch and layer norm: InstanceNormalization, GroupNormalization,
+RMSNormalization, LpNormalization, MeanVarianceNormalization (ONNX sections of the same
+names), and ReduceLogSumExp. Statistics are computed with MAX reductions over a flattened axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from max.graph import TensorValue, ops
+
+from ..registry import converter
+
+
+def _normalize_last(xf: TensorValue, eps: float) -> TensorValue:
+    """``(x - mean) / sqrt(var + eps)`` over the last axis (kept)."""
+    mean = ops.mean(xf, axis=-1)
+    c = xf - mean
+    var = ops.mean(c * c, axis=-1)
+    return c * ops.rsqrt(var + eps)
+
+
+@converter("InstanceNormalization", since=1)
+def instance_norm(ctx):
+    """ONNX ``InstanceNormalization``: per sample and channel over the spatial axes, then
+    ``* scale + B`` per channel (axis 1)."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    n, c = xs[0], xs[1]
+    eps = float(ctx.attr("epsilon"))
+    spatial = int(np.prod(xs[2:], dtype=np.int64))
+    y = ops.reshape(_normalize_last(ops.reshape(x, [n, c, spatial]), eps), list(xs))
+    shape = [c] + [1] * (len(xs) - 2)
+    return y * ops.reshape(ctx.input(1), shape) + ops.reshape(ctx.input(2), shape)
+
+
+@converter("GroupNormalization", since=18)
+def group_norm(ctx):
+    """ONNX ``GroupNormalization``: ``num_groups`` groups of channels normalised together,
+    then ``* scale + bias``: per group (opset 18, scale of size num_groups) or per channel
+    (opset 21, scale of size C)."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    n, c = xs[0], xs[1]
+    g = int(ctx.attr("num_groups"))
+    eps = float(ctx.attr("epsilon"))
+    if c % g:
+        raise ctx.error(f"{c} channels do not divide into {g} groups")
+    per = (c // g) * int(np.prod(xs[2:], dtype=np.int64))
+    y = _normalize_last(ops.reshape(x, [n, g, per]), eps)
+    scale, bias = ctx.input(1), ctx.input(2)
+    if ctx.shape(1)[0] == g and g != c:  # opset 18: per group
+        y = y * ops.reshape(scale, [g, 1]) + ops.reshape(bias, [g, 1])
+        return ops.reshape(y, list(xs))
+    shape = [c] + [1] * (len(xs) - 2)
+    return ops.reshape(y, list(xs)) * ops.reshape(scale, shape) + ops.reshape(bias, shape)
+
+
+@converter("RMSNormalization", since=23)
+def rms_norm(ctx):
+    """ONNX ``RMSNormalization`` (opset 23): ``x / sqrt(mean(x^2 over [axis, rank)) + eps)
+    * scale``, computed in the input's dtype (``stash_type`` is not honoured)."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    axis = int(ctx.attr("axis")) % r
+    eps = float(ctx.attr("epsilon"))
+    n = int(np.prod(xs[axis:], dtype=np.int64))
+    xf = ops.reshape(x, [*xs[:axis], n])
+    ms = ops.mean(xf * xf, axis=-1)
+    y = ops.reshape(xf * ops.rsqrt(ms + eps), list(xs))
+    return y * ctx.input(1)
+
+
+@converter("LpNormalization", since=1)
+def lp_norm(ctx):
+    """ONNX ``LpNormalization``: ``x / ||x||_p`` along ``axis``, p = 1 or 2."""
+    x = ctx.input(0)
+    axis = int(ctx.attr("axis")) % ctx.rank(0)
+    p = int(ctx.attr("p"))
+    if p == 1:
+        norm = ops.sum(ops.abs(x), axis=axis)
+    elif p == 2:
+        norm = ops.sqrt(ops.sum(x * x, axis=axis))
+    else:
+        raise ctx.error(f"p={p}; expected 1 or 2")
+    return x / norm
+
+
+@converter("MeanVarianceNormalization", since=9)
+def mvn(ctx):
+    """ONNX ``MeanVarianceNormalization``: ``(x - mean) / sqrt(var)`` over ``axes``
+    (default [0, 2, 3]), with the spec's epsilon 1e-9 inside the square root."""
+    x = ctx.input(0)
+    r = ctx.rank(0)
+    axes = sorted({int(a) % r for a in (ctx.attr("axes") or [0, 2, 3])})
+    mean = x
+    for a in axes:
+        mean = ops.mean(mean, axis=a)
+    c = x - mean
+    var = c * c
+    for a in axes:
+        var = ops.mean(var, axis=a)
+    return c / ops.sqrt(var + 1e-9)
+
+
+def _logsumexp(ctx, axes_input: bool):
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    axes = (ctx.const(1) if ctx.has_input(1) else None) if axes_input else ctx.attr("axes")
+    axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+    if not axes:
+        if int(ctx.attr("noop_with_empty_axes") or 0):
+            return x
+        axes = list(range(r))
+    axes = sorted({a % r for a in axes})
+    if any(xs[a] == 0 for a in axes):  # an empty set: log(0)
+        keep = int(ctx.attr("keepdims"))
+        shape = [1 if i in axes else d for i, d in enumerate(xs)] if keep else \
+            [d for i, d in enumerate(xs) if i not in axes]
+        return np.full(shape, -np.inf, dtype=x.dtype.to_numpy())
+    m = x
+    for a in axes:
+        m = ops.max(m, axis=a)
+    s = ops.exp(x - m)
+    for a in axes:
+        s = ops.sum(s, axis=a)
+    y = ops.log(s) + m
+    if not int(ctx.attr("keepdims")):
+        y = ops.reshape(y, [d for i, d in enumerate(xs) if i not in axes])
+    return y
+
+
+@converter("ReduceLogSumExp", since=1)
+def reduce_log_sum_exp(ctx):
+    """ONNX ``ReduceLogSumExp`` (axes attribute): ``log(sum(exp(x)))``, computed as
+    ``log(sum(exp(x - max))) + max`` so large inputs do not overflow."""
+    return _logsumexp(ctx, False)
+
+
+@converter("ReduceLogSumExp", since=18)
+def reduce_log_sum_exp_18(ctx):
+    """ONNX ``ReduceLogSumExp`` from opset 18 (axes input)."""
+    return _logsumexp(ctx, True)

@@ -1,0 +1,170 @@
+"""Resize and Upsample (ONNX sections of the same names), for every mode,
+coordinate_transformation_mode, nearest_mode, antialias, cubic_coeff_a, exclude_outside,
+keep_aspect_ratio_policy and extrapolation_value.
+
+Resize is separable: each resized axis is an independent 1-D interpolation. With static
+shapes, the 1-D interpolation of axis ``a`` is a fixed matrix ``W_a`` (out x in), so this
+converter does not re-implement ONNX's coordinate rules: it asks onnx's reference evaluator
+to resize the identity matrix along that axis with the node's own attributes, which gives
+``W_a`` column by column. In the graph, ``nearest`` becomes an ``ops.gather`` of the chosen
+indices (exact for any dtype) and the other modes a matmul with ``W_a`` (floats).
+``tf_crop_and_resize`` adds the extrapolation value where the ROI leaves the input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from max.dtype import DType
+from max.graph import TensorValue, ops
+from onnx import helper, numpy_helper
+
+from ..lower import make_constant
+from ..registry import converter
+
+_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+
+
+def _reference_resize(attrs: dict, opset: int, x: np.ndarray, roi, scales, sizes) -> np.ndarray:
+    """Run onnx's reference ``Resize`` on ``x`` (2-D, resized along axis 0)."""
+    from onnx.reference import ReferenceEvaluator
+
+    names, inits = ["X"], []
+    for name, v in (("roi", roi), ("scales", scales), ("sizes", sizes)):
+        if v is None:
+            names.append("")
+        else:
+            names.append(name)
+            dt = np.int64 if name == "sizes" else np.float32
+            inits.append(numpy_helper.from_array(np.asarray(v, dt), name))
+    while names and names[-1] == "":
+        names.pop()
+    node = helper.make_node("Resize", names, ["Y"], **attrs)
+    g = helper.make_graph([node], "r", [helper.make_tensor_value_info("X", onnx.TensorProto.DOUBLE, x.shape)],
+                          [helper.make_empty_tensor_value_info("Y")], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    return np.asarray(ReferenceEvaluator(m).run(None, {"X": x.astype(np.float64)})[0])
+
+
+def _axis_matrix(attrs, opset, n, m, scale, roi_pair, use_sizes, extrapolation):
+    """``(W, b)`` with ``resize_1d(v) = W @ v + b`` for one axis of length n -> m."""
+    eye = np.eye(n, dtype=np.float64)
+    roi = None if roi_pair is None else [roi_pair[0], 0.0, roi_pair[1], 1.0]
+    scales = None if use_sizes else [scale, 1.0]
+    sizes = [m, n] if use_sizes else None
+    a = dict(attrs)
+    a.pop("axes", None)
+    a.pop("keep_aspect_ratio_policy", None)
+    w = _reference_resize(a, max(opset, 11), eye, roi if roi is not None else (None if opset >= 13 else [0.0, 0.0, 1.0, 1.0]),
+                          scales, sizes)
+    b = np.zeros(m)
+    if extrapolation:
+        b = _reference_resize(a, max(opset, 11), np.zeros((n, 1)), roi, [scale, 1.0] if not use_sizes else None,
+                              [m, 1] if use_sizes else None)[:, 0]
+    if w.shape[0] != m:
+        raise ValueError(f"the reference resize gave {w.shape[0]} outputs for an axis of size {m}")
+    return w, b
+
+
+def _apply(x: TensorValue, axis: int, w: np.ndarray, b: np.ndarray, nearest: bool) -> TensorValue:
+    m, n = w.shape
+    if nearest and np.all(np.isin(w, (0.0, 1.0))) and np.all(w.sum(axis=1) == 1) and not b.any():
+        idx = w.argmax(axis=1).astype(np.int64)
+        if np.array_equal(idx, np.arange(n)) and m == n:
+            return x
+        return ops.gather(x, make_constant(idx, x.device), axis)
+    if x.dtype not in _FLOATS:
+        raise ValueError(f"{x.dtype} input with a non-nearest mode")
+    r = x.rank
+    perm = [d for d in range(r) if d != axis] + [axis]
+    t = ops.permute(x, perm) if axis != r - 1 else x
+    t = ops.matmul(t, make_constant(np.ascontiguousarray(w.T), x.device, x.dtype))
+    if b.any():
+        t = t + make_constant(b, x.device, x.dtype)
+    if axis != r - 1:
+        inv = list(np.argsort(perm))
+        t = ops.permute(t, inv)
+    return t
+
+
+def _resize(ctx, opset_semantics: int, roi, scales, sizes):
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    r = len(xs)
+    out = ctx.expected_output(0)
+    if out is None or out[1] is None or not all(isinstance(d, int) for d in out[1]):
+        raise ctx.error("the output shape is not static")
+    ys = list(out[1])
+    attrs = {a.name: helper.get_attribute_value(a) for a in ctx.node.attribute}
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    mode = attrs.get("mode", "nearest")
+    axes = [a % r for a in attrs.get("axes", range(r))]
+    policy = attrs.get("keep_aspect_ratio_policy", "stretch")
+    ctm = attrs.get("coordinate_transformation_mode", "half_pixel" if opset_semantics >= 11 else "asymmetric")
+    if opset_semantics < 11:
+        attrs = {"mode": mode, "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    full_scales = [1.0] * r
+    if scales is not None and len(scales):
+        for a, s in zip(axes, scales):
+            full_scales[a] = float(s)
+    use_sizes = sizes is not None and len(sizes) > 0
+    if use_sizes and policy != "stretch":
+        ratios = [ys[a] / xs[a] for a in axes]
+        sizes_given = dict(zip(axes, [int(v) for v in sizes]))
+        f = min if policy == "not_larger" else max
+        common = f(s / xs[a] for a, s in sizes_given.items())
+        for a in axes:
+            full_scales[a] = common
+        use_sizes = False
+        del ratios
+    elif use_sizes:
+        for a in axes:
+            full_scales[a] = ys[a] / xs[a]
+    rois = None
+    if ctm == "tf_crop_and_resize":
+        rv = [float(v) for v in np.asarray(roi).reshape(-1)]
+        k = len(rv) // 2
+        ra = axes if k == len(axes) else list(range(r))
+        rois = {a: (rv[j], rv[j + k]) for j, a in enumerate(ra)}
+    extrap = ctm == "tf_crop_and_resize" and float(attrs.get("extrapolation_value", 0.0)) != 0.0
+    for a in range(r):
+        roi_pair = rois.get(a, (0.0, 1.0)) if rois is not None else None
+        if xs[a] == ys[a] and full_scales[a] == 1.0 and roi_pair in (None, (0.0, 1.0)):
+            continue
+        try:
+            w, b = _axis_matrix(attrs, ctx.opset, xs[a], ys[a], full_scales[a], roi_pair,
+                                use_sizes and a in axes, extrap)
+            x = _apply(x, a, w, b, mode == "nearest")
+        except Exception as e:
+            raise ctx.error(f"axis {a}: {type(e).__name__}: {e}") from e
+    return x
+
+
+def _opt_const(ctx, i):
+    if not ctx.has_input(i):
+        return None
+    v = ctx.const(i)
+    return None if v is None or np.asarray(v).size == 0 else np.asarray(v)
+
+
+@converter("Resize", since=10)
+def resize_v10(ctx):
+    """ONNX ``Resize`` opset 10: ``scales`` (input 1), modes nearest and linear, asymmetric
+    coordinates, floor rounding."""
+    return _resize(ctx, 10, None, _opt_const(ctx, 1), None)
+
+
+@converter("Resize", since=11)
+def resize(ctx):
+    """ONNX ``Resize`` from opset 11: ``roi``, ``scales`` or ``sizes`` (inputs 1-3, known at
+    conversion), and every attribute (see the module docstring)."""
+    return _resize(ctx, 11, _opt_const(ctx, 1), _opt_const(ctx, 2), _opt_const(ctx, 3))
+
+
+@converter("Upsample", since=7)
+def upsample(ctx):
+    """ONNX ``Upsample`` (deprecated): ``scales`` (attribute in opset 7, input from 9), nearest
+    or linear, asymmetric coordinates."""
+    scales = ctx.attr("scales") if ctx.opset < 9 else _opt_const(ctx, 1)
+    return _resize(ctx, 10, None, np.asarray(scales, np.float32), None)
