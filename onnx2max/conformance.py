@@ -257,14 +257,14 @@ def _compile(batch, cache_dir):
         return _compile(batch[:half], cache_dir) + _compile(batch[half:], cache_dir)
 
 
-def _batches(ready: list, size: int) -> list[list]:
-    """Split cases into compile batches that stay the same when other ops gain or lose cases:
-    cases are bucketed by the first letter of their op type, then chunked. A rerun after a
-    change to one converter then recompiles only the batches that hold its op (MAX's own
-    graph cache serves the others)."""
+def _batches(ready: list, size: int, bucket: bool = True) -> list[list]:
+    """Split cases into compile batches. With ``bucket``, batches stay the same when other ops
+    gain or lose cases: cases are bucketed by the first letter of their op type, then chunked,
+    so a rerun after a change to one converter recompiles only the batches that hold its op
+    (MAX's own graph cache serves the others). Without, the fewest batches of ``size``."""
     buckets: dict[str, list] = {}
     for item in sorted(ready, key=lambda cp: (op_type_of(cp[0]).lower(), cp[0].name)):
-        buckets.setdefault(op_type_of(item[0])[:1].upper(), []).append(item)
+        buckets.setdefault(op_type_of(item[0])[:1].upper() if bucket else "", []).append(item)
     out = []
     for key in sorted(buckets):
         b = buckets[key]
@@ -282,6 +282,7 @@ def run(
     cache_dir=None,
     fresh: bool = False,
     log: Callable[[str], None] = print,
+    bucket: bool = True,
 ) -> dict[str, CaseResult]:
     """Run backend test cases and record one :class:`CaseResult` per case.
 
@@ -292,6 +293,7 @@ def run(
         cache_dir: the compile cache (see :func:`onnx2max.from_onnx`).
         fresh: ignore earlier results in ``results_path``.
         log: where progress lines go.
+        bucket: batch by op-type letter (stable across reruns) rather than fewest batches.
 
     Returns:
         ``{case name: CaseResult}`` for every case in the results file (old and new).
@@ -325,7 +327,7 @@ def run(
             ready.append((c, got))
     save()
     log(f"{len(todo) - len(ready)} cases settled without compiling; {len(ready)} to compile")
-    batches = _batches(ready, batch_size)
+    batches = _batches(ready, batch_size, bucket)
     for nb, batch in enumerate(batches):
         t0 = time.monotonic()
         for case, model, err in _compile(batch, cache_dir):

@@ -196,3 +196,9 @@ def mean(ctx):
     for t in xs[1:]:
         acc = acc + t
     return acc / _c(acc, float(len(xs)))
+
+
+@_act("Swish", since=24)
+def swish(ctx, x):
+    """ONNX ``Swish``: ``x * sigmoid(alpha * x)`` (alpha default 1)."""
+    return x * ops.sigmoid(x * _c(x, float(ctx.attr("alpha"))))

@@ -379,3 +379,33 @@ def einsum(ctx):
     if list(acc.shape) != target:
         acc = ops.broadcast_to(acc, target)
     return acc
+
+
+def _shift(x: TensorValue, axis: int, k: int, fill) -> TensorValue:
+    """``x`` shifted by ``k`` along ``axis`` (towards higher indices), ``fill`` coming in."""
+    n = int(x.shape[axis])
+    shape = [int(d) for d in x.shape]
+    shape[axis] = min(k, n)
+    pad = ops.broadcast_to(make_constant(fill, x.device, x.dtype), shape)
+    if k >= n:
+        return pad
+    return ops.concat([pad, _take(x, axis, 0, n - k)], axis=axis)
+
+
+@converter("CumProd", since=26)
+def cumprod(ctx):
+    """ONNX ``CumProd`` along the axis given as input 1, ``exclusive`` and ``reverse``: a
+    log-depth scan (``ceil(log2 n)`` shifted multiplications)."""
+    x = ctx.input(0)
+    axis = int(np.asarray(ctx.const(1)).reshape(-1)[0]) % ctx.rank(0)
+    if int(ctx.attr("reverse") or 0):
+        x = _flip(x, axis)
+    if int(ctx.attr("exclusive") or 0):
+        x = _shift(x, axis, 1, 1)
+    n, k = int(x.shape[axis]), 1
+    while k < n:
+        x = x * _shift(x, axis, k, 1)
+        k *= 2
+    if int(ctx.attr("reverse") or 0):
+        x = _flip(x, axis)
+    return x
