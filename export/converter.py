@@ -11,6 +11,7 @@ is covered, ``nn.MultiheadAttention`` included.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 from max.dtype import DType
@@ -114,7 +115,8 @@ class PyTorchToMAXConverter:
         tdtype = getattr(torch, _TORCH_DTYPES[self.dtype])
         module = pytorch_model.eval()
         if self.dtype != DType.float32:
-            module = module.to(tdtype)
+            # a converted copy: nn.Module.to() would change the caller's module in place
+            module = copy.deepcopy(module).to(tdtype)
         shapes = []
         for item in input_shapes:
             pair = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], (tuple, list))

@@ -3,6 +3,8 @@ two snippets, and each layer of its supported-layer table, against torch."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -87,7 +89,9 @@ def _one_compile_for_all(tmp_path_factory):
     d = tmp_path_factory.mktemp("predecessor")
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    jobs = [(mlp, [(1, 784)]), (mlp, [(32, 784)])] + [(make(), shapes) for make, shapes in LAYERS.values()]
+    mlp64 = copy.deepcopy(mlp).double()
+    jobs = [(mlp, [(1, 784)]), (mlp, [(32, 784)]), (mlp64, [((4, 784), torch.float64)])]
+    jobs += [(make(), shapes) for make, shapes in LAYERS.values()]
     paths = [to_onnx(m, path=d / f"m{k}.onnx", input_shapes=_normalize(s)) for k, (m, s) in enumerate(jobs)]
     onnx2max.from_onnx_many(paths, progress=False)
 
@@ -107,3 +111,20 @@ def test_predecessor_layer_table(layer):
             inputs.append(rng.standard_normal(s).astype(np.float32))
     outs = max_model.execute(*[BufferType.from_numpy(x) for x in inputs])
     np.testing.assert_allclose(outs[0].to_numpy(), _torch_out(module, *inputs), atol=ATOL, rtol=RTOL)
+
+
+def test_float64_converts_a_copy_and_bfloat16_is_refused_clearly():
+    import onnx2max
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    conv = PyTorchToMAXConverter(device=DeviceRef.CPU(), dtype=DType.float64)
+    m = conv.convert_model(pytorch_model=model, input_shapes=[(4, 784)], model_name="m64")
+    assert model[0].weight.dtype == torch.float32, "the caller's module was changed"
+    x = np.random.default_rng(0).standard_normal((4, 784))
+    out = m.execute(x)[0].to_numpy()
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, _torch_out(copy.deepcopy(model).double(), x), atol=1e-9, rtol=1e-9)
+    bf16 = PyTorchToMAXConverter(device=DeviceRef.CPU(), dtype=DType.bfloat16)
+    with pytest.raises(onnx2max.Onnx2MaxError, match="BFLOAT16"):
+        bf16.convert_model(pytorch_model=model, input_shapes=[(4, 784)], model_name="m16")
