@@ -68,7 +68,7 @@ def _check_input_names(model, given: dict) -> None:
         )
 
 
-def _convert(model_arg, device, input_shape, cache_dir, no_cache):
+def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None):
     from . import from_onnx
     from .bundled import resolve_model
 
@@ -76,6 +76,20 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache):
         path = resolve_model(model_arg)
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
+    if given:  # check --input names against the graph before paying for a compile
+        import onnx
+
+        try:
+            g = onnx.load(str(path), load_external_data=False).graph
+        except Exception:
+            g = None  # from_onnx reports an unreadable file with a typed error
+        if g is not None:
+            names = [i.name for i in g.input]
+            unknown = [k for k in given if k not in names]
+            if unknown:
+                raise click.BadParameter(
+                    f"{unknown} not among the model's inputs {names}", param_hint="--input"
+                )
     t0 = time.monotonic()
     model = from_onnx(
         path,
@@ -125,7 +139,7 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
 
     given = _parse_inputs(inputs)
     try:
-        _path, m = _convert(model, device, input_shape, cache_dir, no_cache)
+        _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given)
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         t0 = time.monotonic()
@@ -164,7 +178,7 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, a
         ) from None
     given = _parse_inputs(inputs)
     try:
-        path, m = _convert(model, device, input_shape, cache_dir, no_cache)
+        path, m = _convert(model, device, input_shape, cache_dir, no_cache, given)
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         got = m.run(None, feeds)

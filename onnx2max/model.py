@@ -137,8 +137,9 @@ class CompiledModel:
         if tuple(arr.shape) != spec.shape:
             raise InputError(
                 f"input '{spec.name}' has shape {tuple(arr.shape)}; the model was compiled for "
-                f"{spec.shape}. MAX runs static shapes: dims the ONNX model leaves symbolic can "
-                "be set with from_onnx(..., input_shapes=...) in another conversion"
+                f"{spec.shape}: pass an array of that shape. (MAX runs static shapes; where the "
+                "ONNX model leaves dims symbolic, another conversion with "
+                "from_onnx(..., input_shapes=...) or the CLI's --input-shape fixes other sizes)"
             )
         return dtypes.c_contiguous(arr)
 

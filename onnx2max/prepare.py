@@ -233,8 +233,8 @@ def _check_opsets(opsets: Mapping[str, int], source: str) -> None:
         if domain in STANDARD_DOMAINS and version > newest:
             raise InvalidModelError(
                 f"{source}: the model imports {name} opset {version}, but the installed onnx "
-                f"({onnx.__version__}) defines opsets up to {newest}; upgrade onnx, or export the "
-                f"model with opset <= {newest}"
+                f"({onnx.__version__}) defines opsets up to {newest}: the file is damaged, or was "
+                f"written for a newer onnx (upgrade onnx, or export with opset <= {newest})"
             )
 
 

@@ -51,3 +51,18 @@ def test_bundled_names():
     assert resolve_model("alexnet").name == "light_bvlc_alexnet.onnx"
     assert resolve_model("mobilenet_v2").name == "mobilenet_v2.onnx"
     onnx.checker.check_model(str(resolve_model("mobilenet_v2")))
+
+
+def test_unknown_input_name_is_refused_before_converting(tmp_path, monkeypatch):
+    import onnx2max
+
+    def no_conversion(*a, **k):
+        raise AssertionError("the model was converted before --input was checked")
+
+    monkeypatch.setattr(onnx2max, "from_onnx", no_conversion)
+    path = _model_file(tmp_path)
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((2, 3), np.float32))
+    for cmd in ("run", "check"):
+        r = CliRunner().invoke(main, [cmd, str(path), "--input", f"typo={x}"])
+        assert r.exit_code == 2 and "typo" in r.output and "in0" in r.output, r.output
