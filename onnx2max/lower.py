@@ -9,6 +9,7 @@ share a compiled artifact; their values are supplied at ``init`` time.
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -398,6 +399,61 @@ def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
     return all(e.const.size == 1 and e.const.ndim <= 1 for e in entries if e.const is not None)
 
 
+def lower_nodes(lw: "_Lowering", nodes) -> None:
+    """Lower ``nodes`` in order into the current MAX graph (or a branch of ``ops.cond``),
+    reading and writing the values of ``lw.env``."""
+    for node in nodes:
+        for i in node.input:
+            if i and i not in lw.env:
+                raise ConversionError(
+                    f"{lw.p.source}: {node.op_type} node '{node.name}' reads '{i}', which no "
+                    "node, input or initializer produces before it"
+                )
+        folded = _try_fold_at_lowering(lw, node)
+        if folded is not None:
+            for name, arr in zip(node.output, folded):
+                if name:
+                    lw.env[name] = _Entry(const=arr)
+            continue
+        opset = lw.p.opset(node.domain)
+        conv = registry.resolve(node.domain, node.op_type, opset)
+        ctx = NodeContext(lw, node, opset)
+        if conv.layout_agnostic and _use_channels_last(ctx, lw):
+            ctx.channels_last_mode = True
+        try:
+            result = conv.fn(ctx)
+        except Onnx2MaxError:
+            raise
+        except Exception as e:
+            raise ctx.error(f"{type(e).__name__}: {e}") from e
+        results = list(result) if isinstance(result, (list, tuple)) else [result]
+        if ctx.channels_last_mode:
+            results = [ChannelsLast(r) if isinstance(r, TensorValue) else r for r in results]
+        for k in range(len(node.output)):
+            if not node.output[k]:
+                continue
+            if k >= len(results):
+                raise ctx.error(f"output {k} ('{node.output[k]}') is not produced")
+            lw.store(ctx, k, results[k])
+
+
+def lower_subgraph(lw: "_Lowering", graph: onnx.GraphProto) -> list[TensorValue]:
+    """Lower an ONNX subgraph (an ``If`` branch) where outer-scope values are visible, and
+    return its outputs; the subgraph's own values do not leak into the outer scope."""
+    # values made inside the branch live in its block: work on copies of the entries, so
+    # nothing the branch creates (a materialised constant, a layout permute) is seen outside
+    saved_env, saved_ids = lw.env, lw._weight_ids
+    lw.env = {k: copy.copy(v) for k, v in saved_env.items()}
+    lw._weight_ids = dict(saved_ids)
+    try:
+        for t in graph.initializer:
+            lw.env[t.name] = _Entry(const=onnx.numpy_helper.to_array(t))
+        lower_nodes(lw, list(graph.node))
+        return [lw.tensor(o.name) for o in graph.output]
+    finally:
+        lw.env, lw._weight_ids = saved_env, saved_ids
+
+
 def lower_graph(
     p: Prepared, device: DeviceRef, graph_name: str, prefix: str, module=None
 ) -> tuple[Graph, LoweredGraph]:
@@ -423,39 +479,7 @@ def lower_graph(
             lw.env[s.name] = _Entry(first=v.tensor)
         for name, arr in p.values.items():
             lw.env.setdefault(name, _Entry(const=arr))
-        for node in p.nodes:
-            for i in node.input:
-                if i and i not in lw.env:
-                    raise ConversionError(
-                        f"{p.source}: {node.op_type} node '{node.name}' reads '{i}', which no "
-                        "node, input or initializer produces before it"
-                    )
-            folded = _try_fold_at_lowering(lw, node)
-            if folded is not None:
-                for name, arr in zip(node.output, folded):
-                    if name:
-                        lw.env[name] = _Entry(const=arr)
-                continue
-            opset = p.opset(node.domain)
-            conv = registry.resolve(node.domain, node.op_type, opset)
-            ctx = NodeContext(lw, node, opset)
-            if conv.layout_agnostic and _use_channels_last(ctx, lw):
-                ctx.channels_last_mode = True
-            try:
-                result = conv.fn(ctx)
-            except Onnx2MaxError:
-                raise
-            except Exception as e:
-                raise ctx.error(f"{type(e).__name__}: {e}") from e
-            results = list(result) if isinstance(result, (list, tuple)) else [result]
-            if ctx.channels_last_mode:
-                results = [ChannelsLast(r) if isinstance(r, TensorValue) else r for r in results]
-            for k in range(len(node.output)):
-                if not node.output[k]:
-                    continue
-                if k >= len(results):
-                    raise ctx.error(f"output {k} ('{node.output[k]}') is not produced")
-                lw.store(ctx, k, results[k])
+        lower_nodes(lw, p.nodes)
         outs = []
         for name in p.outputs:
             if name not in lw.env:

@@ -33,6 +33,17 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "__dlpack__")
 
 
+def _scalar_bool(a: np.ndarray):
+    """MAX 26.7 cannot take a 0-d bool array (``Buffer.from_dlpack`` fails viewing it as bool):
+    pass it as a 1-byte buffer viewed as a 0-d bool ``Buffer`` instead."""
+    if a.ndim == 0 and a.dtype == np.bool_:
+        from max import driver
+        from max.dtype import DType
+
+        return driver.Buffer.from_numpy(a.reshape(1).view(np.uint8).copy()).view(DType.bool, ())
+    return a
+
+
 class CompiledModel:
     """An ONNX model compiled by MAX, ready to run.
 
@@ -170,13 +181,15 @@ class CompiledModel:
         return arrays, any_torch
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        arrays = [_scalar_bool(a) for a in arrays]
         if self._device.is_cpu:
             args = arrays
         else:
             from max import driver
 
             acc = driver.Accelerator(int(self.device.split(":")[1]))
-            args = [driver.Buffer.from_numpy(a).to(acc) for a in arrays]
+            args = [(a if hasattr(a, "to") and not isinstance(a, np.ndarray)
+                     else driver.Buffer.from_numpy(a)).to(acc) for a in arrays]
         results = self._model.execute(*args)
         return [r.to_numpy() if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
 

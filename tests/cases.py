@@ -322,6 +322,7 @@ def shape_cases() -> list[Case]:
         N("Reshape", ["x", "shape"], ["y"]),
     ], {"x": x}, {"i0": np.array(0, np.int64), "ax": i64(0), "m1": i64(-1)}, opset=13))
     c.append(initializer_as_input_case())
+    c += if_runtime_cases()
     # reductions
     c.append(node("ReduceMean-v13-attr", "ReduceMean", [x], {"axes": [1, 3]}, opset=13))
     c.append(node("ReduceMean-v13-keepdims0", "ReduceMean", [x], {"axes": [-1], "keepdims": 0}, opset=13))
@@ -365,6 +366,23 @@ def causal_attention_case() -> Case:
     ]
     consts = {"bias": f32(3 * d), "sizes": i64(d, d, d), "heads": i64(1, t, h, d // h), "mask": mask}
     return graph("Attention-causal-const-inf", nodes, {"x": f32(1, t, 3 * d)}, consts, opset=18)
+
+
+def if_runtime_cases() -> list[Case]:
+    """``If`` on a condition fed at run time (a 0-d bool input): MAX's conditional. The branches
+    read an outer value and have different ops; one case per branch."""
+    x = f32(2, 3)
+    then_g = helper.make_graph([N("Relu", ["x"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 3])])
+    else_g = helper.make_graph([N("Neg", ["x"], ["n"]), N("Add", ["n", "k"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2, 3])],
+                               initializer=[numpy_helper.from_array(np.float32(0.5).reshape(()), "k")])
+    out = []
+    for value in (True, False):
+        m, feeds = make_model([N("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)],
+                              {"cond": np.array(value), "x": x}, opset=13)
+        out.append(Case(f"If-runtime-{str(value).lower()}", m, feeds))
+    return out
 
 
 def initializer_as_input_case() -> Case:
