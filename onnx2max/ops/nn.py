@@ -85,10 +85,15 @@ def conv(ctx):
         kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
         begins, ends = [0, *begins], [0, *ends]
     bias = ctx.input(2) if ctx.has_input(2) else None
+    layout = FilterLayout.FCRS
+    if ctx.input_name(1) not in ctx._l.p.values:
+        # a filter computed or fed at run time: MAX 26.7 fails to compile FCRS then; RSCF works
+        w = ops.permute(w, [2, 3, 1, 0])
+        layout = FilterLayout.RSCF
     y = ops.conv2d(
         x, w, stride=tuple(strides), dilation=tuple(dil),
         padding=(begins[0], ends[0], begins[1], ends[1]), groups=group, bias=bias,
-        filter_layout=FilterLayout.FCRS,
+        filter_layout=layout,
     )
     if nd == 1:
         y = ops.squeeze(y, 1)

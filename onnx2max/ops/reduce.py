@@ -37,6 +37,8 @@ def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.
         dt = np.dtype(x.dtype.to_numpy())
         if np.isinf(empty) and dt.kind in "iu":
             empty = np.iinfo(dt).min if empty < 0 else np.iinfo(dt).max
+        elif np.isinf(empty) and dt.kind == "b":  # max of nothing is False, min is True
+            empty = empty > 0
         return np.full(shape, empty, dtype=dt)
     if pre is not None:
         x = pre(x)
