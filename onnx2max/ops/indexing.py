@@ -62,8 +62,7 @@ def top_k(ctx):
     axis = int(ctx.attr("axis")) % ctx.rank(0)
     k = int(ctx.attr("k")) if ctx.opset < 10 else int(np.asarray(ctx.const(1)).reshape(-1)[0])
     largest = int(ctx.attr("largest", 1) if ctx.opset >= 11 else 1)
-    if not int(ctx.attr("sorted", 1) if ctx.opset >= 11 else 1):
-        pass  # sorted output is a valid answer for sorted=0
+    # sorted=0 allows any order, so the sorted output of ops.top_k is right for it too
     if largest:
         return ops.top_k(x, k, axis)
     if x.dtype in (DType.uint8, DType.uint16, DType.uint32, DType.uint64, DType.bool):
@@ -111,7 +110,7 @@ def trilu(ctx):
     shifted by ``k`` (input 1); the rest is 0. Built as a constant mask and ``ops.where``."""
     x = ctx.input(0)
     xs = ctx.shape(0)
-    k = int(np.asarray(ctx.const(2 - 1)).reshape(-1)[0]) if ctx.has_input(1) else 0
+    k = int(np.asarray(ctx.const(1)).reshape(-1)[0]) if ctx.has_input(1) else 0
     n, m = xs[-2], xs[-1]
     rows, cols = np.arange(n)[:, None], np.arange(m)[None, :]
     keep = (cols - rows >= k) if int(ctx.attr("upper")) else (cols - rows <= k)

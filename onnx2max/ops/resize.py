@@ -110,14 +110,12 @@ def _resize(ctx, opset_semantics: int, roi, scales, sizes):
             full_scales[a] = float(s)
     use_sizes = sizes is not None and len(sizes) > 0
     if use_sizes and policy != "stretch":
-        ratios = [ys[a] / xs[a] for a in axes]
         sizes_given = dict(zip(axes, [int(v) for v in sizes]))
         f = min if policy == "not_larger" else max
         common = f(s / xs[a] for a, s in sizes_given.items())
         for a in axes:
             full_scales[a] = common
         use_sizes = False
-        del ratios
     elif use_sizes:
         for a in axes:
             full_scales[a] = ys[a] / xs[a]
