@@ -9,6 +9,7 @@ import numpy as np
 from max.graph import TensorValue, ops
 
 from ..registry import converter
+from .reduce import reduction_setup
 
 
 def _normalize_last(xf: TensorValue, eps: float) -> TensorValue:
@@ -104,21 +105,9 @@ def mvn(ctx):
 
 
 def _logsumexp(ctx, axes_input: bool):
-    x = ctx.input(0)
-    xs = ctx.shape(0)
-    r = len(xs)
-    axes = (ctx.const(1) if ctx.has_input(1) else None) if axes_input else ctx.attr("axes")
-    axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
-    if not axes:
-        if int(ctx.attr("noop_with_empty_axes") or 0):
-            return x
-        axes = list(range(r))
-    axes = sorted({a % r for a in axes})
-    if any(xs[a] == 0 for a in axes):  # an empty set: log(0)
-        keep = int(ctx.attr("keepdims"))
-        shape = [1 if i in axes else d for i, d in enumerate(xs)] if keep else \
-            [d for i, d in enumerate(xs) if i not in axes]
-        return np.full(shape, -np.inf, dtype=x.dtype.to_numpy())
+    x, xs, keep, axes, done = reduction_setup(ctx, axes_input, -np.inf)  # empty: log(0)
+    if done is not None:
+        return done
     m = x
     for a in axes:
         m = ops.max(m, axis=a)
@@ -126,7 +115,7 @@ def _logsumexp(ctx, axes_input: bool):
     for a in axes:
         s = ops.sum(s, axis=a)
     y = ops.log(s) + m
-    if not int(ctx.attr("keepdims")):
+    if not keep:
         y = ops.reshape(y, [d for i, d in enumerate(xs) if i not in axes])
     return y
 

@@ -16,30 +16,51 @@ from max.graph import ops
 from ..registry import converter
 
 
-def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0):
-    x = ctx.input(0)
-    xs = ctx.shape(0)
-    r = len(xs)
+def reduction_axes(ctx, axes_input: bool) -> list[int] | None:
+    """The sorted, non-negative axes a Reduce* node reduces; ``None`` for no reduction (no axes
+    and ``noop_with_empty_axes``)."""
+    r = ctx.rank(0)
     if axes_input:
         axes = ctx.const(1) if ctx.has_input(1) else None
     else:
         axes = ctx.attr("axes")
     axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
-    keep = int(ctx.attr("keepdims"))
     if not axes:
         if int(ctx.attr("noop_with_empty_axes") or 0):
-            return x
+            return None
         axes = list(range(r))
-    axes = sorted({a % r for a in axes}) if r else []
-    if any(xs[a] == 0 for a in axes):  # an empty set: the reduction's identity, as onnxruntime
-        shape = [1 if i in axes else d for i, d in enumerate(xs)] if keep else \
-            [d for i, d in enumerate(xs) if i not in axes]
-        dt = np.dtype(x.dtype.to_numpy())
-        if np.isinf(empty) and dt.kind in "iu":
-            empty = np.iinfo(dt).min if empty < 0 else np.iinfo(dt).max
-        elif np.isinf(empty) and dt.kind == "b":  # max of nothing is False, min is True
-            empty = empty > 0
-        return np.full(shape, empty, dtype=dt)
+    return sorted({a % r for a in axes}) if r else []
+
+
+def empty_reduction(x, xs, axes: list[int], keep: int, empty: float) -> np.ndarray:
+    """The result of reducing over an empty axis: the reduction's identity (as onnxruntime),
+    with infinities mapped to the integer type's limits and to False/True for bool."""
+    shape = [1 if i in axes else d for i, d in enumerate(xs)] if keep else \
+        [d for i, d in enumerate(xs) if i not in axes]
+    dt = np.dtype(x.dtype.to_numpy())
+    if np.isinf(empty) and dt.kind in "iu":
+        empty = np.iinfo(dt).min if empty < 0 else np.iinfo(dt).max
+    elif np.isinf(empty) and dt.kind == "b":  # max of nothing is False, min is True
+        empty = empty > 0
+    return np.full(shape, empty, dtype=dt)
+
+
+def reduction_setup(ctx, axes_input: bool, empty: float):
+    """``(x, shape, keepdims, axes, done)`` of a Reduce* node; ``done`` is the finished result
+    when there is nothing to compute (a no-op, or an empty axis), else ``None``."""
+    x, xs, keep = ctx.input(0), ctx.shape(0), int(ctx.attr("keepdims"))
+    axes = reduction_axes(ctx, axes_input)
+    if axes is None:
+        return x, xs, keep, axes, x
+    if any(xs[a] == 0 for a in axes):
+        return x, xs, keep, axes, empty_reduction(x, xs, axes, keep, empty)
+    return x, xs, keep, axes, None
+
+
+def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0):
+    x, xs, keep, axes, done = reduction_setup(ctx, axes_input, empty)
+    if done is not None:
+        return done
     if pre is not None:
         x = pre(x)
     for a in axes:
