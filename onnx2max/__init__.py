@@ -6,6 +6,7 @@
 """
 
 from .api import from_onnx, from_onnx_many
+from .compiler import ConversionStats
 from .errors import (
     CompileError,
     ConversionError,
@@ -27,6 +28,7 @@ __all__ = [
     "from_onnx_many",
     "CompiledModel",
     "IOSpec",
+    "ConversionStats",
     "supported_ops",
     "Onnx2MaxError",
     "ModelLoadError",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Mapping, Sequence
 
 import onnx
 
 from . import ops as _ops  # noqa: F401  (registers the converters)
-from .compiler import build, resolve_device
+from .compiler import ConversionStats, build, resolve_device
 from .load import load_model
 from .model import CompiledModel
 from .prepare import prepare
@@ -23,6 +24,7 @@ def from_onnx(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
+    profile: bool = False,
 ) -> CompiledModel:
     """Translate an ONNX model to MAX, compile it and return a runnable model.
 
@@ -38,6 +40,9 @@ def from_onnx(
         cache_dir: folder of the compile cache; default ``$ONNX2MAX_CACHE_DIR`` or
             ``~/.cache/onnx2max``; ``False`` disables caching.
         progress: show compile progress on stderr; default: when stderr is a terminal.
+        profile: print a table of where the conversion's time went (load, prepare, lower,
+            MAX compile, cache) on stderr. The same figures are always kept in
+            ``CompiledModel.stats`` (a :class:`~onnx2max.compiler.ConversionStats`).
 
     Returns:
         A :class:`~onnx2max.model.CompiledModel` with ``run(output_names, feed)``.
@@ -53,7 +58,8 @@ def from_onnx(
         CompileError: MAX failed to compile the graph.
     """
     return from_onnx_many(
-        [model], device=device, input_shapes=[input_shapes], cache_dir=cache_dir, progress=progress
+        [model], device=device, input_shapes=[input_shapes], cache_dir=cache_dir, progress=progress,
+        profile=profile,
     )[0]
 
 
@@ -64,6 +70,7 @@ def from_onnx_many(
     input_shapes: Sequence[Mapping[str, Sequence[int]] | None] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
+    profile: bool = False,
 ) -> list[CompiledModel]:
     """Translate several ONNX models and compile them together in one MAX compile.
 
@@ -72,16 +79,24 @@ def from_onnx_many(
     per model (or ``None``). Every model is checked before anything is compiled.
 
     Returns:
-        One :class:`~onnx2max.model.CompiledModel` per model, in order.
+        One :class:`~onnx2max.model.CompiledModel` per model, in order; they share one
+        ``stats`` record (:class:`~onnx2max.compiler.ConversionStats`) for the whole compile.
     """
     dev = resolve_device(device)
     shapes = list(input_shapes) if input_shapes is not None else [None] * len(models)
     if len(shapes) != len(models):
         raise ValueError(f"{len(models)} models but {len(shapes)} input_shapes entries")
+    stats = ConversionStats()
     prepared = []
     for m, s in zip(models, shapes):
+        t0 = time.monotonic()
         proto, source = load_model(m)
+        t1 = time.monotonic()
         prepared.append(prepare(proto, source, s))
+        stats.load_s += t1 - t0
+        stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
-    built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label)
+    built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label, stats=stats)
+    if profile:
+        stats.print()
     return [CompiledModel(b, dev) for b in built]

@@ -1,25 +1,25 @@
-"""The compile cache: compiled MEF files keyed by what the graph computes.
+"""The compile cache: compiled MEF files keyed by what MAX compiles, with a fast first lookup.
 
-A MAX compile costs about 30 s plus about 3 s per new kernel; reloading an exported MEF takes
-about 1 ms. The key has two levels:
+A MAX compile costs about 30 s plus seconds per new kernel (minutes for a real model); reloading
+an exported MEF takes about 1 ms. Two levels:
 
-* ``structure key``: a digest of the prepared ONNX graph with value names replaced by canonical
-  ids (``v0``, ``v1``, ... in order of first use), op types, resolved attributes, input and
-  weight dtypes and shapes, the onnx2max source, the MAX version and the device. Weight *values*
-  are not in it, so models of one architecture share a compiled artifact.
-* ``values key``: a digest of the values that lowering read as constants (a Reshape target, a
-  Slice bound, a small folded constant). Which values those are is recorded per structure key
-  in ``index.json``.
+* **MEF store** (``<root>/mef/<graph digest>.mef``): every compiled artifact is filed under
+  :func:`graph_digest`, a SHA-256 of the lowered MAX module's MLIR text, the MAX version and
+  the device. That text is exactly what MAX compiles (op types, shapes, dtypes, weight names,
+  the values of graph constants; weight *values* are not in it), so an artifact stays valid
+  across onnx2max releases that lower a model to the same graph.
+* **Structure index** (``<root>/<structure key>/``): a digest of the prepared ONNX graph with
+  value names replaced by canonical ids, op types, attributes, input and weight dtypes and
+  shapes, the onnx2max source fingerprint, MAX version and device, plus a ``values key`` over
+  the values lowering read as constants (a Reshape target, a Slice bound; which ones is
+  recorded in ``index.json``). A hit here needs no lowering at all; its manifest names the
+  graph digest of the MEF, the weights and the output types.
 
-Layout: ``<root>/<structure key>/index.json``, ``<values key>.<digest>.mef`` and
-``<values key>.json`` (the manifest: the MEF's file name and SHA-256, weight names, output
-types). Files are written to a temporary name and renamed, MEF first, manifest last, so
-concurrent writers never leave a partial entry and a manifest always names a complete MEF; a
-manifest whose MEF digest does not match is ignored and the entry rebuilt.
-
-Why a lookup through a stale ``index.json`` (another process merged in more consumed ids) is
-still safe: lowering is a function of the structure and of the values it reads, so two models
-that agree on the values one lowering read make the same graph.
+Lookup: structure index first (no lowering); on a miss, lower the model and look up its graph
+digest in the MEF store (no compile); on a miss there too, compile. Files are written to a
+temporary name and renamed, MEF first, its ``.json`` record (with the MEF's SHA-256) next, the
+structure manifest last, so concurrent writers never leave a partial entry; a MEF whose digest
+does not match its record is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ from .prepare import Prepared
 
 log = logging.getLogger("onnx2max")
 
-FORMAT = 2
-_MEF_NAME = re.compile(r"[0-9a-f]{64}\.[0-9a-f]{16}\.mef")
+FORMAT = 3
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_KERNEL_PATHS = re.compile(r"_kernel_library_paths = \[[^\]]*\]")
 
 
 def default_cache_dir() -> Path:
@@ -170,14 +171,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def graph_digest(module_text: str, device_label: str) -> str:
+    """SHA-256 of what MAX compiles: the lowered module's MLIR text (``Module._to_mlir_str()``,
+    which holds no source locations or object addresses; kernel-library paths are dropped),
+    the MAX version and the device label (``"cpu"``, ``"gpu:0"``)."""
+    body = _KERNEL_PATHS.sub("_kernel_library_paths = []", module_text)
+    h = hashlib.sha256()
+    h.update(f"onnx2max-mef|{FORMAT}|{max_version()}|{device_label}\n".encode())
+    h.update(body.encode())
+    return h.hexdigest()
+
+
 @dataclass
 class CacheEntry:
+    """A structure-index hit: the MEF to load and its manifest (weights, output types)."""
+
     mef: Path
     manifest: dict
 
 
 class CompileCache:
-    """A folder of compiled MEF files. ``root=None`` disables caching.
+    """A folder of compiled MEF files (see the module docstring). ``root=None`` disables caching.
 
     An unwritable folder degrades to no caching, with one warning.
     """
@@ -194,6 +208,32 @@ class CompileCache:
                           stacklevel=3)
         self.root = None
 
+    # ---- the MEF store, keyed by graph digest
+    def _mef_paths(self, digest: str) -> tuple[Path, Path]:
+        d = self.root / "mef"
+        return d / f"{digest}.mef", d / f"{digest}.json"
+
+    def _verified_mef(self, digest: str, sha256: str | None = None) -> Path | None:
+        if self.root is None or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            return None
+        mef, rec = self._mef_paths(digest)
+        try:
+            record = json.loads(rec.read_text())
+            data = mef.read_bytes()
+        except (OSError, ValueError):
+            return None
+        want = record.get("mef_sha256") if isinstance(record, dict) else None
+        got = hashlib.sha256(data).hexdigest()
+        if record.get("format") != FORMAT or want != got or (sha256 is not None and sha256 != got):
+            log.warning("onnx2max: cached MEF %s is damaged; rebuilding it", mef)
+            return None
+        return mef
+
+    def lookup_graph(self, digest: str) -> Path | None:
+        """The MEF compiled from the graph with :func:`graph_digest` ``digest``, or ``None``."""
+        return self._verified_mef(digest)
+
+    # ---- the structure index
     def lookup(self, key: str, graphs: list[tuple[Prepared, dict[str, str]]]) -> CacheEntry | None:
         """The entry for structure ``key`` and these graphs' values, or ``None`` (a miss)."""
         if self.root is None:
@@ -214,26 +254,46 @@ class CompileCache:
             manifest = json.loads(man.read_text())
         except (OSError, ValueError):
             return None
-        name = manifest.get("mef") if isinstance(manifest, dict) else None
-        if not isinstance(name, str) or not _MEF_NAME.fullmatch(name):
-            log.warning("onnx2max: cache manifest %s is damaged; rebuilding the entry", man)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             return None
-        mef = d / name
-        try:
-            digest = hashlib.sha256(mef.read_bytes()).hexdigest()
-        except OSError:
-            return None
-        if manifest.get("format") != FORMAT or manifest.get("mef_sha256") != digest:
-            log.warning("onnx2max: cache entry %s is damaged; rebuilding it", mef)
+        mef = self._verified_mef(manifest.get("graph"), manifest.get("mef_sha256"))
+        if mef is None:
             return None
         return CacheEntry(mef, manifest)
 
-    def store(self, key: str, graphs, consumed: list[list[str]], export, manifest: dict) -> Path | None:
-        """Write an entry. ``export(path)`` writes the MEF. Returns the MEF path, or ``None``."""
+    def store(self, key: str, graphs, consumed: list[list[str]], digest: str, export,
+              manifest: dict) -> Path | None:
+        """File the MEF under ``digest`` (``export(path)`` writes it; ``None`` when the MEF
+        store already holds it) and index it under structure ``key``. Returns the MEF path, or
+        ``None`` when caching is off or failed."""
         if self.root is None:
             return None
         d = self.root / key
         try:
+            mef, rec = self._mef_paths(digest)
+            mef.parent.mkdir(parents=True, exist_ok=True)
+            if export is not None or self._verified_mef(digest) is None:
+                if export is None:
+                    return None
+                fd, tmp = tempfile.mkstemp(dir=mef.parent, prefix="build.", suffix=".mef")
+                os.close(fd)
+                try:
+                    export(tmp)
+                    data = Path(tmp).read_bytes()
+                finally:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+                sha = hashlib.sha256(data).hexdigest()
+                # MEF first, then its record: a record always names a complete MEF. Two
+                # writers of one digest write the same graph's artifact; the last rename wins
+                # and its record matches it (a reader that sees a mismatch in between rebuilds).
+                _atomic_write(mef, data)
+                _atomic_write(rec, json.dumps({"format": FORMAT, "mef_sha256": sha,
+                                               "max": max_version()}).encode())
+            else:
+                sha = hashlib.sha256(mef.read_bytes()).hexdigest()
             d.mkdir(parents=True, exist_ok=True)
             try:
                 old = json.loads((d / "index.json").read_text())["consumed"]
@@ -244,27 +304,11 @@ class CompileCache:
                 pass
             vkey = values_key(graphs, consumed)
             if vkey is None:
-                return None
-            fd, tmp = tempfile.mkstemp(dir=d, prefix="build.", suffix=".mef")
-            os.close(fd)
-            try:
-                export(tmp)
-                data = Path(tmp).read_bytes()
-            finally:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-            digest = hashlib.sha256(data).hexdigest()
-            # content-addressed MEF name: the manifest (written last, atomically) is the commit
-            # point, and always names a complete MEF with the digest it records, whatever
-            # order concurrent writers finish in.
-            name = f"{vkey}.{digest[:16]}.mef"
-            manifest = dict(manifest, format=FORMAT, mef=name, mef_sha256=digest)
-            _atomic_write(d / name, data)
+                return mef
+            manifest = dict(manifest, format=FORMAT, graph=digest, mef_sha256=sha)
             _atomic_write(d / f"{vkey}.json", json.dumps(manifest, indent=1).encode())
             _atomic_write(d / "index.json", json.dumps({"consumed": consumed}).encode())
-            return d / name
+            return mef
         except OSError as e:
             self._disable(str(e))
             return None

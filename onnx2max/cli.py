@@ -68,7 +68,7 @@ def _check_input_names(model, given: dict) -> None:
         )
 
 
-def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None):
+def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, profile=False):
     from . import from_onnx
     from .bundled import resolve_model
 
@@ -96,6 +96,7 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None):
         device=device,
         input_shapes=_parse_shapes(input_shape),
         cache_dir=False if no_cache else cache_dir,
+        profile=profile,
     )
     how = "from the compile cache" if model.cache_hit else "compiled"
     click.echo(f"{path}: {how} for {model.device} in {time.monotonic() - t0:.2f} s", err=True)
@@ -114,6 +115,9 @@ def _common(f):
     f = click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
                      help="compile cache folder (default $ONNX2MAX_CACHE_DIR or ~/.cache/onnx2max)")(f)
     f = click.option("--no-cache", is_flag=True, help="do not read or write the compile cache")(f)
+    f = click.option("--profile", is_flag=True,
+                     help="print where the conversion's time went (load, prepare, lower, MAX "
+                          "compile, cache)")(f)
     return f
 
 
@@ -132,14 +136,14 @@ def main():
 @main.command()
 @click.argument("model")
 @_common
-def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
+def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile):
     """Convert MODEL, run it once and print a summary of each output."""
     from rich.console import Console
     from rich.table import Table
 
     given = _parse_inputs(inputs)
     try:
-        _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given)
+        _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile)
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         t0 = time.monotonic()
@@ -162,7 +166,7 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache):
 @_common
 @click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="absolute tolerance")
 @click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="relative tolerance")
-def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, atol, rtol):
+def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile, atol, rtol):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
     Exits with status 1 when an output differs by more than atol + rtol * |reference|.
@@ -178,7 +182,7 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, a
         ) from None
     given = _parse_inputs(inputs)
     try:
-        path, m = _convert(model, device, input_shape, cache_dir, no_cache, given)
+        path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile)
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         got = m.run(None, feeds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -142,6 +143,7 @@ class Built:
     weights: dict[str, np.ndarray]
     cache_hit: bool
     compile_seconds: float
+    stats: "ConversionStats | None" = None
 
 
 def _weight_registry(ps, ids_list, manifest) -> list[dict[str, np.ndarray]]:
@@ -188,12 +190,97 @@ def _weight_manifest(p: Prepared, ids: dict[str, str], weights) -> list:
     return out
 
 
+@dataclass
+class ConversionStats:
+    """Where one conversion's time went: wall-clock seconds per stage, and what was compiled.
+
+    Shared by every model of one :func:`~onnx2max.from_onnx_many` call (they compile as one
+    MAX module). ``cache`` says how the compiled graph was obtained: ``"structure"`` (the
+    structure index hit: no lowering, no compile), ``"graph"`` (lowered, and the MEF of that
+    exact MAX graph was in the cache: no compile), ``"miss"`` (compiled by MAX) or ``"off"``
+    (caching disabled, compiled).
+
+    Attributes:
+        load_s: reading and checking the ONNX files (``load_model``), seconds.
+        prepare_s: shape inference and constant folding (``prepare``), seconds.
+        lower_s: building the MAX graph (``lower_graph``) and digesting its text, seconds.
+        compile_s: MAX ``InferenceSession.compile`` of the module, seconds (0 when cached).
+        cache_load_s: loading a cached MEF and initialising the model with its weights, seconds.
+        cache_store_s: exporting the MEF and writing the cache entry, seconds.
+        init_s: ``init_all`` of a freshly compiled module (weights bound), seconds.
+        nodes: ONNX nodes after preparation (folded nodes removed), all models together.
+        max_ops: operations in the lowered MAX module (``None`` when it was not lowered).
+        models: models compiled together.
+        cache: ``"structure"``, ``"graph"``, ``"miss"`` or ``"off"`` (see above).
+        graph_digest: the MEF store key of the module (``None`` when not lowered).
+    """
+
+    load_s: float = 0.0
+    prepare_s: float = 0.0
+    lower_s: float = 0.0
+    compile_s: float = 0.0
+    cache_load_s: float = 0.0
+    cache_store_s: float = 0.0
+    init_s: float = 0.0
+    nodes: int = 0
+    max_ops: int | None = None
+    models: int = 1
+    cache: str = "miss"
+    graph_digest: str | None = None
+
+    @property
+    def total_s(self) -> float:
+        """Sum of the stage times, seconds."""
+        return (self.load_s + self.prepare_s + self.lower_s + self.compile_s + self.cache_load_s
+                + self.cache_store_s + self.init_s)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """``(stage, value)`` rows for a table, times in seconds."""
+        r = [("load", f"{self.load_s:.3f} s"), ("prepare", f"{self.prepare_s:.3f} s"),
+             ("lower", f"{self.lower_s:.3f} s"), ("MAX compile", f"{self.compile_s:.3f} s"),
+             ("init (weights)", f"{self.init_s:.3f} s"),
+             ("cache load", f"{self.cache_load_s:.3f} s"),
+             ("cache store", f"{self.cache_store_s:.3f} s"), ("total", f"{self.total_s:.3f} s"),
+             ("cache", self.cache), ("ONNX nodes", str(self.nodes)),
+             ("MAX ops", "-" if self.max_ops is None else str(self.max_ops)),
+             ("models in the compile", str(self.models))]
+        return r
+
+    def print(self, file=None) -> None:
+        """Print :meth:`rows` as a table (rich) on ``file`` (default stderr)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="conversion profile")
+        t.add_column("stage")
+        t.add_column("value", justify="right")
+        for k, v in self.rows():
+            t.add_row(k, v)
+        Console(file=file or sys.stderr).print(t)
+
+
+_MAX_OP = re.compile(r"^\s*(?:%[^=]+ = )?\"?r?mo\.(?!graph\b|output\b)[\w.]+", re.MULTILINE)
+
+
+def count_max_ops(module_text: str) -> int:
+    """Number of MAX graph operations (``mo.*``, ``rmo.*`` ...) in a module's MLIR text."""
+    return sum(1 for _ in _MAX_OP.finditer(module_text))
+
+
+def _init(session, compiled, ps, ids_list, manifest):
+    regs = _weight_registry(ps, ids_list, manifest)
+    merged = {k: v for r in regs for k, v in r.items()}
+    models = session.init_all(compiled, weights_registry=merged)
+    return [models[f"g{k}"] for k in range(len(ps))], regs
+
+
 def build(
     ps: list[Prepared],
     device: Device,
     cache_dir=None,
     progress: bool | None = None,
     label: str = "model",
+    stats: ConversionStats | None = None,
 ) -> list[Built]:
     """Compile prepared models together (one MAX ``Module``), using the compile cache.
 
@@ -204,6 +291,7 @@ def build(
             ``False`` to disable caching.
         progress: show a progress line while compiling (default: when stderr is a terminal).
         label: what to call the models in progress output.
+        stats: a :class:`ConversionStats` to fill in (lower, compile, cache times, nodes).
 
     Raises:
         UnsupportedOpError: before any compile, listing every unsupported node of every model.
@@ -211,6 +299,9 @@ def build(
     """
     from .errors import UnsupportedOpError
 
+    stats = stats if stats is not None else ConversionStats()
+    stats.models = len(ps)
+    stats.nodes = sum(len(p.nodes) for p in ps)
     bad = []
     for p in ps:
         try:
@@ -231,40 +322,36 @@ def build(
     cache = cache_mod.CompileCache(root)
     session = session_for(device)
 
+    def served(mef, manifest, how: str, t0: float) -> list[Built]:
+        compiled = session.compile(str(mef))
+        models, regs = _init(session, compiled, ps, ids_list, manifest)
+        stats.cache_load_s = time.monotonic() - t0
+        stats.cache = how
+        out = []
+        for k, (p, g) in enumerate(zip(ps, manifest["graphs"])):
+            outs = [TensorSpec(n, tuple(s), e) for n, (e, s) in zip(p.outputs, g["outputs"])]
+            out.append(Built(models[k], p, outs, regs[k], True, stats.cache_load_s, stats))
+        log.info("onnx2max: %s served from the compile cache (%s, %s)", label, how, mef)
+        return out
+
     entry = cache.lookup(key, graphs)
     if entry is not None:
         try:
-            t0 = time.monotonic()
-            compiled = session.compile(str(entry.mef))
-            regs = _weight_registry(ps, ids_list, entry.manifest)
-            merged = {k: v for r in regs for k, v in r.items()}
-            models = session.init_all(compiled, weights_registry=merged)
-            dt = time.monotonic() - t0
-            out = []
-            for k, (p, g) in enumerate(zip(ps, entry.manifest["graphs"])):
-                outs = [TensorSpec(n, tuple(s), e) for n, (e, s) in zip(p.outputs, g["outputs"])]
-                out.append(Built(models[f"g{k}"], p, outs, regs[k], True, dt))
-            log.info("onnx2max: %s served from the compile cache (%s)", label, entry.mef)
-            return out
+            return served(entry.mef, entry.manifest, "structure", time.monotonic())
         except Exception as e:  # unreadable artifact or a manifest that disagrees: rebuild
-            log.warning("onnx2max: cache entry %s unusable (%s); recompiling", entry.mef, e)
+            log.warning("onnx2max: cache entry %s unusable (%s); lowering again", entry.mef, e)
 
+    t0 = time.monotonic()
     module = Module()
     lowered = []
     for k, p in enumerate(ps):
         _g, low = lower_graph(p, device.ref, f"g{k}", f"g{k}_", module=module)
         lowered.append(low)
-    nodes = sum(len(p.nodes) for p in ps)
-    t0 = time.monotonic()
-    try:
-        compiled = _compile_with_progress(
-            session, module, f"{label} ({nodes} nodes, {device.label})", _progress_wanted(progress)
-        )
-    except Exception as e:
-        raise CompileError(
-            f"MAX failed to compile {label} for {device.label}: {type(e).__name__}: {e}"
-        ) from e
-    dt = time.monotonic() - t0
+    text = module._to_mlir_str()
+    digest = cache_mod.graph_digest(text, device.label)
+    stats.graph_digest = digest
+    stats.max_ops = count_max_ops(text)
+    stats.lower_s = time.monotonic() - t0
     manifest = {
         "max": cache_mod.max_version(),
         "graphs": [
@@ -278,14 +365,40 @@ def build(
     consumed = [sorted({ids[n] for n in low.consumed if n in ids and n in p.values},
                        key=lambda c: int(c[1:]))
                 for p, ids, low in zip(ps, ids_list, lowered)]
-    cache.store(key, graphs, consumed, compiled.export_mef, manifest)
-    regs = _weight_registry(ps, ids_list, manifest)
-    merged = {k: v for r in regs for k, v in r.items()}
-    models = session.init_all(compiled, weights_registry=merged)
+
+    mef = cache.lookup_graph(digest)
+    if mef is not None:
+        try:
+            out = served(mef, manifest, "graph", time.monotonic())
+            t1 = time.monotonic()
+            cache.store(key, graphs, consumed, digest, None, manifest)
+            stats.cache_store_s = time.monotonic() - t1
+            return out
+        except Exception as e:
+            log.warning("onnx2max: cached MEF %s unusable (%s); recompiling", mef, e)
+
+    t0 = time.monotonic()
+    try:
+        compiled = _compile_with_progress(
+            session, module, f"{label} ({stats.nodes} nodes, {device.label})",
+            _progress_wanted(progress)
+        )
+    except Exception as e:
+        raise CompileError(
+            f"MAX failed to compile {label} for {device.label}: {type(e).__name__}: {e}"
+        ) from e
+    stats.compile_s = dt = time.monotonic() - t0
+    stats.cache = "miss" if cache.root is not None else "off"
+    t1 = time.monotonic()
+    cache.store(key, graphs, consumed, digest, compiled.export_mef, manifest)
+    stats.cache_store_s = time.monotonic() - t1
+    t2 = time.monotonic()
+    models, regs = _init(session, compiled, ps, ids_list, manifest)
+    stats.init_s = time.monotonic() - t2
     return [
-        Built(models[f"g{k}"], p, low.outputs, regs[k], False, dt)
+        Built(models[k], p, low.outputs, regs[k], False, dt, stats)
         for k, (p, low) in enumerate(zip(ps, lowered))
     ]
 
 
-__all__ = ["Device", "resolve_device", "build", "session_for", "dtypes"]
+__all__ = ["Device", "resolve_device", "build", "session_for", "dtypes", "ConversionStats"]

@@ -63,6 +63,9 @@ class CompiledModel:
         device: ``"cpu"`` or ``"gpu:N"``.
         cache_hit: whether the compiled graph came from the compile cache.
         compile_seconds: wall time of the compile or the cache load, in seconds.
+        stats: a :class:`~onnx2max.compiler.ConversionStats`: seconds spent in load, prepare,
+            lower, MAX compile and the cache, node and MAX op counts, and how the cache served
+            the model (shared by the models of one ``from_onnx_many`` call).
     """
 
     def __init__(self, built: Built, device: Device):
@@ -77,6 +80,7 @@ class CompiledModel:
         self.device = device.label
         self.cache_hit = built.cache_hit
         self.compile_seconds = built.compile_seconds
+        self.stats = built.stats
         self._out_index = {s.name: i for i, s in enumerate(self.outputs)}
 
     def __repr__(self) -> str:

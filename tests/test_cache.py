@@ -110,16 +110,17 @@ np.save(out, y)
 
 
 def _valid_entries(root):
-    """(manifest, ok) for every manifest under the cache root: ok when its MEF has its digest."""
+    """(manifest, ok) for every structure-index manifest under the cache root: ok when the MEF
+    it names (``mef/<graph digest>.mef``) has the digest it records."""
     import hashlib
     import json
 
     found = []
     for man in root.rglob("*.json"):
-        if man.name == "index.json":
+        if man.name == "index.json" or man.parent.name == "mef":
             continue
         info = json.loads(man.read_text())
-        mef = man.parent / info["mef"]
+        mef = root / "mef" / f"{info['graph']}.mef"
         ok = mef.is_file() and hashlib.sha256(mef.read_bytes()).hexdigest() == info["mef_sha256"]
         found.append((man, ok))
     return found
@@ -157,7 +158,8 @@ def test_two_processes_convert_one_model_into_one_cache(tmp_path):
         assert_matches(np.load(tmp_path / f"out{k}.npy"), want, f"process {k}")
     entries = _valid_entries(cache)
     assert len(entries) == 1 and entries[0][1], entries  # one entry, and it is whole
-    assert len([d for d in cache.iterdir() if d.is_dir()]) == 1
+    assert len([d for d in cache.iterdir() if d.is_dir() and d.name != "mef"]) == 1
+    assert len(list((cache / "mef").glob("*.mef"))) == 1
     again = onnx2max.from_onnx(model, cache_dir=cache, progress=False)
     assert again.cache_hit
     assert_matches(again.run(None, case.feeds)[0], want, "from the shared cache")
@@ -173,8 +175,60 @@ def test_manifest_that_disagrees_with_the_graph_is_rebuilt(tmp_path):
     info["graphs"][0]["weights"][0][3] = [7, 7]  # a weight shape the graph does not have
     man.write_text(json.dumps(info))
     m = onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False)
-    assert not m.cache_hit, "a manifest with a wrong weight shape was trusted"
+    # not trusted: the model is lowered again, and the MEF filed under that graph's digest
+    # is loaded with the weights the new lowering names (no compile)
+    assert m.stats.cache == "graph", "a manifest with a wrong weight shape was trusted"
+    assert m.stats.compile_s == 0
     (want,) = ort_run(case.model, case.feeds)
     assert_matches(m.run(None, case.feeds)[0], want, "after rebuild")
     assert all(ok for _, ok in _valid_entries(tmp_path))
     assert onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False).cache_hit
+
+
+def test_a_release_that_lowers_alike_reuses_the_artifact(tmp_path, monkeypatch):
+    """The structure index is keyed by onnx2max's source; the MEF by the MAX graph's text. After
+    a code change that lowers the model to the same graph, nothing is compiled again."""
+    from onnx2max import cache as cache_mod
+
+    case = _tiny()
+    m1 = onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False)
+    assert m1.stats.cache == "miss" and not m1.cache_hit and m1.stats.compile_s > 0
+    monkeypatch.setattr(cache_mod, "_CODE_DIGEST", "0" * 64)  # as after an upgrade
+    m2 = onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False)
+    assert m2.stats.cache == "graph" and m2.cache_hit and m2.stats.compile_s == 0
+    assert m2.stats.graph_digest == m1.stats.graph_digest
+    m3 = onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False)
+    assert m3.stats.cache == "structure" and m3.stats.lower_s == 0 and m3.stats.max_ops is None
+    assert len(list((tmp_path / "mef").glob("*.mef"))) == 1
+    (want,) = ort_run(case.model, case.feeds)
+    for m in (m1, m2, m3):
+        assert_matches(m.run(None, case.feeds)[0], want, m.stats.cache)
+
+
+def test_a_different_graph_is_not_served_by_another_graphs_artifact(tmp_path, monkeypatch):
+    """Graph digests differ when the MAX graph differs (here: Gemm's alpha, a graph constant)."""
+    from onnx2max import cache as cache_mod
+
+    a = _tiny()
+    b = node("cache-probe", "Gemm", [f32(2, 3), f32(3, 4), f32(4)], {"alpha": 0.5}, consts=(1, 2))
+    ma = onnx2max.from_onnx(a.model, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(cache_mod, "_CODE_DIGEST", "0" * 64)
+    mb = onnx2max.from_onnx(b.model, cache_dir=tmp_path, progress=False)
+    assert mb.stats.cache == "miss" and mb.stats.graph_digest != ma.stats.graph_digest
+    (want,) = ort_run(b.model, b.feeds)
+    assert_matches(mb.run(None, b.feeds)[0], want, "alpha=0.5")
+
+
+def test_profile_records_every_stage(tmp_path, capsys):
+    case = _tiny()
+    m = onnx2max.from_onnx(case.model, cache_dir=tmp_path, progress=False, profile=True)
+    s = m.stats
+    assert s.nodes == 1 and s.models == 1 and s.cache == "miss"
+    assert s.max_ops is not None and s.max_ops >= 1
+    for stage in ("load_s", "prepare_s", "lower_s", "compile_s", "cache_store_s", "init_s"):
+        assert getattr(s, stage) > 0, stage
+    assert abs(s.total_s - sum(getattr(s, k) for k in (
+        "load_s", "prepare_s", "lower_s", "compile_s", "cache_load_s", "cache_store_s",
+        "init_s"))) < 1e-9
+    err = capsys.readouterr().err
+    assert "conversion profile" in err and "MAX compile" in err

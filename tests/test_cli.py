@@ -21,9 +21,10 @@ def _model_file(tmp_path):
 def test_check_and_run(tmp_path):
     path = _model_file(tmp_path)
     runner = CliRunner()
-    r = runner.invoke(main, ["check", str(path)])
+    r = runner.invoke(main, ["check", str(path), "--profile"])
     assert r.exit_code == 0, r.output
     assert "out0" in r.output and "ok" in r.output
+    assert "conversion profile" in r.output and "MAX compile" in r.output
     x = tmp_path / "x.npy"
     np.save(x, np.ones((2, 3), np.float32))
     r = runner.invoke(main, ["run", str(path), "--input", f"in0={x}"])
