@@ -26,8 +26,16 @@ def _bn_shift(scale, bias, mean, var, *, eps: float) -> np.ndarray:
     return bias - mean * _bn_scale(scale, var, eps=eps)
 
 
+def _conv_transpose_rscf(w: np.ndarray) -> np.ndarray:
+    """ONNX ConvTranspose filter (Cin, Cout/group, [kh,] kw) -> MAX RSCF (kh, kw, Cout/g, Cin)."""
+    if w.ndim == 3:
+        w = w[:, :, None, :]
+    return w.transpose(2, 3, 1, 0)
+
+
 RECIPES: dict[str, Callable[..., np.ndarray]] = {
     "transpose": _transpose,
+    "conv_transpose_rscf": _conv_transpose_rscf,
     "bn_scale": _bn_scale,
     "bn_shift": _bn_shift,
 }

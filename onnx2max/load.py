@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -237,8 +238,51 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelPr
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        raise InvalidModelError(f"{source}: the ONNX checker rejects the model: {first}") from e
+        repaired = _without_shapeless_types(proto, source)
+        if repaired is None:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+            raise InvalidModelError(f"{source}: the ONNX checker rejects the model: {first}") from e
+        proto = repaired
     except ValueError as e:  # e.g. models over 2 GiB given in memory
         raise InvalidModelError(f"{source}: the ONNX checker could not run: {e}") from e
     return proto, source
+
+
+def _without_shapeless_types(proto: onnx.ModelProto, source: str) -> onnx.ModelProto | None:
+    """A copy of ``proto`` that the checker accepts, or ``None``.
+
+    Older exporters write graph outputs (and value_info entries) whose tensor type has no
+    ``shape`` field; onnxruntime runs such models, the ONNX checker rejects them ("Field
+    'shape' of 'type' is required but missing"). Their shapes come from shape inference
+    anyway, so the copy drops those types (outputs keep their element type through shape
+    inference) and, if the checker then accepts it, the model is used with one warning
+    naming the values. Anything else the checker finds still raises.
+    """
+    g = proto.graph
+    shapeless = [vi.name for vi in list(g.output) + list(g.value_info)
+                 if vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape")]
+    if not shapeless:
+        return None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False)
+    except Exception:
+        return None
+    found = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
+             if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape")}
+    if not all(n in found for n in shapeless):
+        return None
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(proto)
+    for vi in list(fixed.graph.output) + list(fixed.graph.value_info):
+        if vi.name in shapeless:
+            vi.type.CopyFrom(found[vi.name].type)
+    try:
+        onnx.checker.check_model(fixed)
+    except (onnx.checker.ValidationError, ValueError):
+        return None
+    warnings.warn(
+        f"{source}: value(s) {shapeless} have a tensor type without a shape, which the ONNX "
+        "checker rejects and onnxruntime accepts; their shapes are taken from ONNX shape inference",
+        UserWarning, stacklevel=3,
+    )
+    return fixed

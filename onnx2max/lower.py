@@ -117,6 +117,7 @@ class Derived:
     params: tuple[tuple[str, Any], ...]
     shape: tuple[int, ...]
     dtype: str
+    alias: bool = False  # declared to MAX with _has_alias (its value not known at compile time)
 
 
 @dataclass
@@ -270,18 +271,22 @@ class NodeContext:
         """``(elem_type, shape)`` ONNX shape inference gave output ``k``, if any."""
         return self._l.p.types.get(self.node.output[k])
 
-    def derived(self, recipe: str, inputs: list[int], shape, **params) -> TensorValue | None:
+    def derived(self, recipe: str, inputs: list[int], shape, *, alias: bool = False,
+                **params) -> TensorValue | None:
         """A weight computed once at load time from inputs ``inputs`` (see ``derive.py``), of
         ``shape``; ``None`` when an input is not an initializer (compute it in the graph then).
 
         The graph depends only on the recipe and shapes, so the values stay out of the cache key.
+        ``alias=True`` declares the MAX ``Weight`` with ``_has_alias``, so MAX does not treat its
+        value as known at compile time (needed where MAX 26.7's constant-operand path fails to
+        compile, e.g. ``conv2d_transpose``'s filter).
         """
         names = tuple(self.node.input[i] if self.has_input(i) else "" for i in inputs)
         values = self._l.p.values
         if not all(n in values for n in names):
             return None
         spec = Derived(recipe, names, tuple(sorted(params.items())), tuple(int(d) for d in shape),
-                       str(values[names[0]].dtype))
+                       str(values[names[0]].dtype), alias)
         return self._l.derived_weight(spec)
 
     # ---- helpers
@@ -332,7 +337,8 @@ class _Lowering:
         if spec not in self._weight_ids:
             wname = f"{self.prefix}w{len(self.lowered.weights)}"
             dt = dtypes.max_from_numpy(np.dtype(spec.dtype))
-            self._weight_ids[spec] = TensorValue(Weight(wname, dt, list(spec.shape), self.device))
+            self._weight_ids[spec] = TensorValue(
+                Weight(wname, dt, list(spec.shape), self.device, _has_alias=spec.alias))
             self.lowered.weights.append((wname, spec))
         return self._weight_ids[spec]
 

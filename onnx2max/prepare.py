@@ -175,17 +175,56 @@ def _resolve_inputs(
     return specs
 
 
+#: ``(op type, first opset, last opset)`` that onnx's reference evaluator (onnx 1.23) computes
+#: wrongly, found by comparing every op case with onnxruntime (tests/test_folding.py): Softmax,
+#: LogSoftmax and Hardmax before opset 13 do not coerce the input to 2-D at ``axis``; LRN
+#: differs for size 5; LpNormalization with p=1 divides by the plain sum. Such nodes are never
+#: folded: MAX computes them at run time.
+REFERENCE_WRONG = (
+    ("Softmax", 1, 12),
+    ("LogSoftmax", 1, 12),
+    ("Hardmax", 1, 12),
+    ("LRN", 1, 10**6),
+    ("LpNormalization", 1, 10**6),
+)
+
+
+def _reference_is_wrong(op_type: str, opset: int) -> bool:
+    return any(op_type == op and lo <= opset <= hi for op, lo, hi in REFERENCE_WRONG)
+
+
+def _fold_squeeze_attr(node: onnx.NodeProto, feeds) -> list[np.ndarray]:
+    """Squeeze before opset 13 (``axes`` attribute): the reference evaluator ignores the
+    attribute and squeezes every size-1 axis; fold it with numpy instead."""
+    x = np.asarray(feeds[node.input[0]])
+    axes = next((list(helper.get_attribute_value(a)) for a in node.attribute if a.name == "axes"),
+                None)
+    if axes is None:
+        return [np.squeeze(x)]
+    return [np.squeeze(x, axis=tuple(int(a) % max(x.ndim, 1) for a in axes))]
+
+
 def fold_node(
     node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets: Mapping[str, int]
 ) -> list[np.ndarray] | None:
     """Evaluate one node on known inputs with onnx's reference evaluator.
 
     Returns the outputs (one array per output of the node), or ``None`` when the node cannot
-    be evaluated (the reference evaluator lacks it or fails); the node then stays for lowering.
+    be evaluated (the reference evaluator lacks it, fails, or is known to compute it wrongly:
+    :data:`REFERENCE_WRONG`); the node then stays for lowering and MAX computes it.
     """
     from onnx.reference import ReferenceEvaluator
 
     ops = {("" if k == "ai.onnx" else k): v for k, v in opsets.items()}
+    if node.domain in STANDARD_DOMAINS:
+        opset = ops.get("", 0)
+        if _reference_is_wrong(node.op_type, opset):
+            return None
+        if node.op_type == "Squeeze" and opset < 13:
+            try:
+                return _fold_squeeze_attr(node, feeds)
+            except (ValueError, IndexError):  # numpy.exceptions.AxisError is a ValueError
+                return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -201,7 +240,11 @@ def _inference_model(
     nodes: list[onnx.NodeProto],
     inputs: list[TensorSpec],
     values: dict[str, np.ndarray],
+    free_outputs: bool = False,
 ) -> onnx.ModelProto:
+    """The model shape inference runs on: resolved inputs, small values as initializers.
+    ``free_outputs`` drops the declared shapes of graph outputs (kept: element types), for
+    when onnx2max sizes an op differently from the declaration (ceil-mode pools)."""
     g = proto.graph
     small, big_inputs = [], []
     for name, v in values.items():
@@ -215,7 +258,8 @@ def _inference_model(
         nodes,
         g.name or "graph",
         [helper.make_tensor_value_info(s.name, s.elem_type, s.shape) for s in inputs] + big_inputs,
-        list(g.output),
+        [helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None)
+         if free_outputs and o.type.HasField("tensor_type") else o for o in g.output],
         initializer=small,
     )
     m = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=max(proto.ir_version, 4))
@@ -321,6 +365,85 @@ def _infer(
     return types
 
 
+def ceil_pool_lengths(n: int, k: int, s: int, d: int, b: int, e: int) -> int:
+    """Output length of a pool with ``ceil_mode=1`` over ``n`` cells, kernel ``k``, stride ``s``,
+    dilation ``d``, pads ``b`` (begin) and ``e`` (end), by onnxruntime's rule (MaxPool-22 and
+    AveragePool-22 state it; onnxruntime applies it at every opset): rounding up may add a
+    window, but not one that would start inside the end padding."""
+    span = n + b + e - ((k - 1) * d + 1)
+    o = -(-span // s) + 1
+    if (o - 1) * s >= n + b:
+        o -= 1
+    return o
+
+
+def _pool_nodes_for_inference(nodes, types) -> list[onnx.NodeProto] | None:
+    """Copies of ``nodes`` in which every MaxPool/AveragePool with ``ceil_mode=1`` whose
+    output length by :func:`ceil_pool_lengths` differs from ONNX shape inference's (before
+    opset 22 it keeps a window that starts in the end padding) is rewritten to ``ceil_mode=0``
+    with end pads that give the same length. For shape inference only: lowering computes the
+    pool from the original node. ``None`` when nothing needs it."""
+    out, changed = [], False
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        t = types.get(node.input[0]) if node.input else None
+        if (node.domain not in STANDARD_DOMAINS or node.op_type not in ("MaxPool", "AveragePool")
+                or not attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+                or not t or not _is_static(t[1]) or len(t[1]) < 3):
+            out.append(node)
+            continue
+        spatial = list(t[1][2:])
+        nd = len(spatial)
+        kernel = list(attrs.get("kernel_shape", []))
+        strides = list(attrs.get("strides", [1] * nd))
+        dil = list(attrs.get("dilations", [1] * nd))
+        pads = list(attrs.get("pads", [0] * (2 * nd)))
+        if len(kernel) != nd or len(strides) != nd or len(dil) != nd or len(pads) != 2 * nd:
+            out.append(node)
+            continue
+        new_ends, differs = [], False
+        for i, (n, k, s, d) in enumerate(zip(spatial, kernel, strides, dil)):
+            b, e = pads[i], pads[nd + i]
+            o = ceil_pool_lengths(n, k, s, d, b, e)
+            if o != -(-(n + b + e - ((k - 1) * d + 1)) // s) + 1:
+                differs = True
+            new_ends.append(max((o - 1) * s + (k - 1) * d + 1 - n - b, 0))
+        if not differs:
+            out.append(node)
+            continue
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        del copy.attribute[:]
+        for a in node.attribute:
+            if a.name not in ("ceil_mode", "pads"):
+                copy.attribute.append(a)
+        copy.attribute.append(helper.make_attribute("pads", pads[:nd] + new_ends))
+        out.append(copy)
+        changed = True
+    return out if changed else None
+
+
+def _infer_with_pool_rule(proto, nodes, inputs, values, source, data_prop, opset):
+    """ONNX shape inference, with ceil-mode pools sized by onnxruntime's rule before opset 22
+    (see :func:`_pool_nodes_for_inference`); repeated while a fix reveals the static input
+    shape of a later pool."""
+    types = _infer(_inference_model(proto, nodes, inputs, values), source, data_prop=data_prop)
+    if opset >= 22:
+        return types
+    for _ in range(len(nodes)):
+        fixed = _pool_nodes_for_inference(nodes, types)
+        if fixed is None:
+            break
+        # a graph output may declare the length shape inference gave it (the window that
+        # onnxruntime drops): onnxruntime computes its own and so does onnx2max
+        new = _infer(_inference_model(proto, fixed, inputs, values, free_outputs=True), source,
+                     data_prop=data_prop)
+        if new == types:
+            break
+        types = new
+    return types
+
+
 def prepare(
     proto: onnx.ModelProto,
     source: str,
@@ -388,8 +511,8 @@ def prepare(
     folded: set[str] = set()
     types: dict = {}
     for _round in range(8):
-        types = _infer(_inference_model(proto, nodes, inputs, values), source,
-                       data_prop=_data_prop_safe(nodes, values))
+        types = _infer_with_pool_rule(proto, nodes, inputs, values, source,
+                                      _data_prop_safe(nodes, values), opsets.get("", 0))
         _check_sizes(types, nodes, source)
         remaining, changed = [], False
         for node in nodes:

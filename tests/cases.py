@@ -400,9 +400,85 @@ def initializer_as_input_case() -> Case:
     return Case("Initializer-as-input-default", m, {"x": x})
 
 
+# ---------------------------------------------------------------- edge cases of real models
+def edge_cases() -> list[Case]:
+    """Faults of other importers rebuilt as one-node models (issue 10), with the values the
+    operator text gives: NaN in Min/Max, Reduce* no-ops, diagonals in Einsum, and ops whose
+    constant inputs the reference evaluator folds wrongly (now computed by MAX)."""
+    c = []
+    nan_col = np.array([[np.nan], [1], [20]], np.float32)
+    c.append(node("Min-nan-broadcast-const", "Min", [nan_col, np.array([10], np.float32)], consts=(1,)))
+    c.append(node("Max-nan-both-sides", "Max", [np.array([np.nan, 1, 5, -2], np.float32),
+                                                  np.array([0, np.nan, 3, np.nan], np.float32)]))
+    c.append(node("Min-int32-no-nan", "Min", [np.array([3, -1, 7], np.int32), np.array([2, 5, 7], np.int32)]))
+    sq = np.array([[1, -2, 3], [4, 5, -6]], np.float32)
+    empty = np.array([], np.int64)
+    for op in ("ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSum", "ReduceMax"):
+        c.append(node(f"{op}-noop-empty-axes", op, [sq, empty], {"noop_with_empty_axes": 1},
+                      opset=18, consts=(1,)))
+    c.append(node("ReduceLogSum-noop-empty-axes", "ReduceLogSum", [np.abs(sq), empty],
+                  {"noop_with_empty_axes": 1}, opset=18, consts=(1,)))
+    c.append(node("Einsum-diagonal-ii-i", "Einsum", [f32(3, 3)], {"equation": "ii->i"}))
+    c.append(node("Einsum-diagonal-iij-ij", "Einsum", [f32(2, 2, 4)], {"equation": "iij->ij"}))
+    c.append(node("Einsum-trace-ii", "Einsum", [f32(4, 4)], {"equation": "ii"}))
+    c.append(node("Einsum-diagonal-and-contract", "Einsum", [f32(3, 3), f32(3, 5)], {"equation": "ii,ij->j"}))
+    # all inputs constant: the node used to be folded by the reference evaluator, wrongly
+    c24 = (np.arange(24, dtype=np.float32) / 10).reshape(2, 3, 4)
+    c.append(node("Softmax-v11-const-axis1", "Softmax", [c24], {"axis": 1}, opset=11, consts=(0,)))
+    c.append(node("LogSoftmax-v11-const-axis1", "LogSoftmax", [c24], {"axis": 1}, opset=11, consts=(0,)))
+    lp = np.array([[1, -1, 2], [3, -6, 0]], np.float32)
+    c.append(node("LpNormalization-p1-const", "LpNormalization", [lp], {"p": 1, "axis": 1}, consts=(0,)))
+    c.append(node("LRN-size5-const", "LRN", [f32(1, 6, 3, 3)],
+                  {"size": 5, "alpha": 0.1, "beta": 0.5, "bias": 1.5}, consts=(0,)))
+    c.append(node("Squeeze-v11-attr-const", "Squeeze", [f32(2, 1, 4, 1)], {"axes": [1]}, opset=11,
+                  consts=(0,)))
+    # ceil_mode: a window that would start inside the end padding is dropped (onnxruntime's
+    # rule at every opset; ONNX shape inference before opset 22 keeps it)
+    x5 = np.arange(5, dtype=np.float32).reshape(1, 1, 5) - 2.5
+    ceil = {"kernel_shape": [2], "strides": [2], "pads": [1, 1], "ceil_mode": 1}
+    c.append(node("MaxPool1d-ceil-pad-dropped-window", "MaxPool", [x5], ceil, opset=13))
+    c.append(node("AveragePool1d-ceil-pad-dropped-window", "AveragePool", [x5], ceil, opset=13))
+    c.append(node("AveragePool1d-ceil-pad-count-include", "AveragePool", [x5],
+                  {**ceil, "count_include_pad": 1}, opset=18))
+    c.append(node("MaxPool2d-ceil-pad-dropped-window", "MaxPool", [f32(1, 2, 5, 7)],
+                  {"kernel_shape": [2, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1},
+                  opset=13))
+    c.append(graph("MaxPool-ceil-chain-then-flatten", [
+        N("MaxPool", ["x"], ["p"], **ceil), N("MaxPool", ["p"], ["q"], **ceil),
+        N("Flatten", ["q"], ["y"])], {"x": x5}, opset=13))
+    c.append(shapeless_output_case())
+    # ConvTranspose with initializer filters (every segmentation decoder, GAN and U-Net)
+    x3, w3 = f32(1, 1, 3, 3), f32(1, 1, 3, 3)
+    for op_ in ([1, 1], [0, 0]):
+        c.append(node(f"ConvTranspose-init-s2-p1-outpad{op_[0]}", "ConvTranspose", [x3, w3],
+                      {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": op_}, consts=(1,)))
+    x22 = np.arange(2, 6, dtype=np.float32).reshape(1, 1, 2, 2)
+    w33 = np.arange(2, 11, dtype=np.float32).reshape(1, 1, 3, 3)
+    c.append(node("ConvTranspose-init-same-upper", "ConvTranspose", [x22, w33],
+                  {"auto_pad": "SAME_UPPER"}, consts=(1,)))
+    c.append(node("ConvTranspose-init-groups-bias", "ConvTranspose", [f32(1, 4, 5, 5), f32(4, 3, 3, 3), f32(6)],
+                  {"group": 2, "strides": [2, 2], "pads": [1, 0, 1, 0]}, consts=(1, 2)))
+    c.append(node("ConvTranspose1d-init", "ConvTranspose", [f32(1, 2, 7), f32(2, 3, 4), f32(3)],
+                  {"strides": [3], "output_padding": [2]}, consts=(1, 2)))
+    return c
+
+
+def shapeless_output_case() -> Case:
+    """A graph output whose tensor type has no shape field (older exporters): onnxruntime runs
+    it, the ONNX checker rejects it; onnx2max takes its shape from shape inference."""
+    x = f32(2, 3)
+    g = helper.make_graph([N("Relu", ["x"], ["r"]), N("Add", ["r", "x"], ["y"])], "case",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return Case("output-without-shape", m, {"x": x})
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
     "nn": nn_cases,
     "shape": shape_cases,
+    "edge": edge_cases,
 }

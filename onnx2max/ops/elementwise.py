@@ -203,9 +203,25 @@ def _variadic(op_type, fn):
     return conv
 
 
+def _nan_propagating(fn):
+    """``fn`` (MAX ``ops.min``/``ops.max``), but NaN wherever either operand is NaN, as ONNX
+    Min/Max in onnxruntime and numpy's ``minimum``/``maximum`` give (MAX's min/max return the
+    other operand). Integer operands have no NaN and are passed through."""
+
+    def f(a, b):
+        r = fn(a, b)
+        if a.dtype not in _FLOATS:
+            return r
+        # r + a + b is NaN where either operand is, and broadcasts like r
+        nan = ops.logical_or(ops.is_nan(a), ops.is_nan(b))
+        return ops.where(nan, r + a + b, r)
+
+    return f
+
+
 _variadic("Sum", ops.add)
-_variadic("Min", ops.min)
-_variadic("Max", ops.max)
+_variadic("Min", _nan_propagating(ops.min))
+_variadic("Max", _nan_propagating(ops.max))
 
 
 @converter("Where")

@@ -321,13 +321,37 @@ def scatter_nd(ctx):
     return _SCATTER_ND[red](ctx.input(0), ctx.input(2), idx)
 
 
+def _einsum_diagonal(ctx, x, t: str, s: list[int]):
+    """Take the diagonal of every index that ``t`` repeats: returns ``(x, t, s)`` with each
+    index once (a repeated index moves to the end)."""
+    while True:
+        dup = next((c for c in t if t.count(c) > 1), None)
+        if dup is None:
+            return x, t, tuple(s)
+        i = t.index(dup)
+        j = t.index(dup, i + 1)
+        if s[i] != s[j]:
+            raise ctx.error(f"index '{dup}' of term '{t}' has sizes {s[i]} and {s[j]}; a "
+                            "repeated index needs equal sizes")
+        n = s[i]
+        rest = [k for k in range(len(t)) if k not in (i, j)]
+        order = rest + [i, j]
+        if order != list(range(len(t))):
+            x = ops.permute(x, order)
+        x = ops.reshape(x, [s[k] for k in rest] + [n * n])
+        x = ops.gather(x, ctx.constant(np.arange(n, dtype=np.int64) * (n + 1)), axis=len(rest))
+        t = "".join(t[k] for k in rest) + dup
+        s = [s[k] for k in rest] + [n]
+
+
 @converter("Einsum", since=12)
 def einsum(ctx):
     """ONNX ``Einsum`` (explicit ``->`` or implicit output, ``...`` for broadcast dims): each
     operand is permuted and reshaped onto one shared index order, the operands are multiplied
     with broadcasting, and the contracted indices are summed (memory grows with the product of
     all index sizes; fine for the small contractions models use). A repeated index inside one
-    operand (a diagonal) is refused."""
+    operand (``ii->i``, ``iij->ij``) first takes that operand's diagonal: the two axes are
+    flattened into one and every ``n+1``-th element gathered (MAX ``ops.gather``)."""
     eq = str(ctx.attr("equation")).replace(" ", "")
     xs = [ctx.input(i) for i in range(ctx.num_inputs)]
     shapes = [ctx.shape(i) for i in range(ctx.num_inputs)]
@@ -338,21 +362,19 @@ def einsum(ctx):
     ell_rank = max((len(s) - (len(t) - 3) for t, s in zip(terms, shapes) if "..." in t), default=0)
     ell = [chr(0x100 + i) for i in range(ell_rank)]  # stand-in letters for the "..." dims
     subs = []
-    for t, s in zip(terms, shapes):
+    counts = {}  # occurrences of each index over all terms, repeats within a term included
+    for k, (t, s) in enumerate(zip(terms, shapes)):
         if "..." in t:
             a, b = t.split("...")
-            k = len(s) - len(a) - len(b)
-            t = a + "".join(ell[ell_rank - k:]) + b
+            n_ell = len(s) - len(a) - len(b)
+            t = a + "".join(ell[ell_rank - n_ell:]) + b
         if len(t) != len(s):
             raise ctx.error(f"term '{t}' does not match an operand of rank {len(s)}")
-        if len(set(t)) != len(t):
-            raise ctx.error(f"term '{t}' repeats an index (a diagonal), which is not supported")
+        for c in t:
+            counts[c] = counts.get(c, 0) + 1
+        xs[k], t, shapes[k] = _einsum_diagonal(ctx, xs[k], t, list(s))
         subs.append(t)
     if _ == "":  # implicit output: indices used once, in alphabetical order, after "..."
-        counts = {}
-        for t in subs:
-            for c in t:
-                counts[c] = counts.get(c, 0) + 1
         out = "".join(ell) + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
     else:
         if "..." in rhs:

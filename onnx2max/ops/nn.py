@@ -11,6 +11,7 @@ from max.graph import TensorValue, ops
 from max.graph.type import FilterLayout
 
 from ..layout import ChannelsLast
+from ..prepare import ceil_pool_lengths
 from ..registry import converter
 
 
@@ -147,12 +148,17 @@ def conv_transpose(ctx):
         else:
             size = [full[i] + out_pad[i] - p[i] - p[i + nd] for i in range(nd)]
     x = ctx.input_last(0)
-    w = ctx.input(1)
+    # (kh, kw, Cout/g, Cin); an initializer filter is permuted once at load time, and declared
+    # as an aliased weight: MAX 26.7 fails to compile conv2d_transpose whose filter it can
+    # compute at compile time (a plain Weight, permuted or not)
+    kshape = [1, ws[2]] if nd == 1 else list(ws[2:])
+    rscf = ctx.derived("conv_transpose_rscf", [1], (*kshape, cout_g, cin), alias=True)
+    if rscf is None:
+        w = ctx.input(1)
+        rscf = ops.permute(ops.unsqueeze(w, 2) if nd == 1 else w, [2, 3, 1, 0])
     if nd == 1:
         x = _as_2d_last(x)
-        w = ops.unsqueeze(w, 2)
         strides, dil, begins, size, full = [1, *strides], [1, *dil], [0, *begins], [1, *size], [1, *full]
-    rscf = ops.permute(w, [2, 3, 1, 0])  # (kh, kw, Cout/g, Cin)
     k = cin // group
     ys = []
     for g in range(group):
@@ -188,11 +194,10 @@ def _pool_geometry(ctx, xs):
     ceil_mode = bool(ctx.attr("ceil_mode") or 0)
     outs = []
     for n, k, s, d, b, e in zip(xs[2:], kernel, strides, dil, begins, ends):
-        span = n + b + e - ((k - 1) * d + 1)
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (o - 1) * s >= n + b:
-            o -= 1  # the last window may not start in the end padding
-        outs.append(o)
+        if ceil_mode:  # onnxruntime's rule: no window may start in the end padding
+            outs.append(ceil_pool_lengths(n, k, s, d, b, e))
+        else:
+            outs.append((n + b + e - ((k - 1) * d + 1)) // s + 1)
     want = ctx.expected_output(0)
     if want and want[1] and all(isinstance(v, int) for v in want[1]):
         outs = list(want[1][2:])

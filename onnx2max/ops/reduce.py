@@ -2,7 +2,8 @@
 ReduceSumSquare, ReduceLogSum (ONNX sections of the same names; ReduceLogSumExp is in norm.py).
 
 ``axes`` is an attribute until opset 13 (ReduceSum) or 18 (the others) and an input after;
-``keepdims`` defaults to 1; with no axes every axis is reduced unless ``noop_with_empty_axes``.
+``keepdims`` defaults to 1; with no axes every axis is reduced unless ``noop_with_empty_axes``,
+which skips the reduction but keeps the op's elementwise parts (ReduceSumSquare -> x*x).
 MAX reductions take one axis and keep it, so several axes are reduced one after another and
 dropped with one reshape when ``keepdims=0``. Reducing over an empty axis gives the
 reduction's identity (0, 1, -inf or +inf; 0 for ReduceMean, as onnxruntime does).
@@ -59,6 +60,13 @@ def reduction_setup(ctx, axes_input: bool, empty: float):
 
 def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0):
     x, xs, keep, axes, done = reduction_setup(ctx, axes_input, empty)
+    if axes is None:
+        # noop_with_empty_axes with no axes: only the reduction is skipped; the elementwise
+        # parts stay (ReduceSumSquare gives x*x, ReduceL1 |x|, ReduceL2 sqrt(x*x),
+        # ReduceLogSum log(x)), as the current operator text says and onnxruntime computes
+        if pre is not None:
+            x = pre(x)
+        return post(x) if post is not None else x
     if done is not None:
         return done
     if pre is not None:

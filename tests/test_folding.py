@@ -1,0 +1,82 @@
+"""Folding at conversion time computes what onnxruntime computes.
+
+``prepare`` evaluates nodes whose inputs are all known with onnx's reference evaluator. Every
+one-node op case of ``tests/cases.py`` (and the cases below, where the evaluator is known to be
+wrong) is folded here with every input known, and the result is compared with onnxruntime. A
+node the folder refuses (returns ``None``) is left to MAX, which the op tests check. No MAX
+compile: these run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cases import GROUPS, node
+from conftest import assert_matches, ort_run
+
+from onnx2max.prepare import fold_node
+
+
+def _opsets(model):
+    return {o.domain: o.version for o in model.opset_import}
+
+
+def _known_wrong_cases():
+    """Ops the reference evaluator of onnx 1.23 computes wrongly (issue 10): the folder must
+    refuse them, and MAX computes them at run time."""
+    c24 = (np.arange(24, dtype=np.float32) / 10).reshape(2, 3, 4)
+    lp = np.array([[1, -1, 2], [3, -6, 0]], np.float32)
+    return [
+        node("fold-Softmax-11-axis1", "Softmax", [c24], {"axis": 1}, opset=11),
+        node("fold-LogSoftmax-11-axis1", "LogSoftmax", [c24], {"axis": 1}, opset=11),
+        node("fold-Hardmax-11-axis1", "Hardmax", [c24], {"axis": 1}, opset=11),
+        node("fold-LpNormalization-p1", "LpNormalization", [lp], {"p": 1, "axis": 1}),
+        node("fold-LpNormalization-p2", "LpNormalization", [lp], {"p": 2, "axis": 1}),
+    ]
+
+
+def _one_node_cases():
+    out = []
+    for group, make in GROUPS.items():
+        for c in make():
+            if len(c.model.graph.node) == 1:
+                out.append(pytest.param(c, id=f"{group}:{c.id}"))
+    out += [pytest.param(c, id=c.id) for c in _known_wrong_cases()]
+    return out
+
+
+@pytest.mark.parametrize("case", _one_node_cases())
+def test_folding_matches_onnxruntime(case):
+    n = case.model.graph.node[0]
+    known = dict(case.feeds)
+    for t in case.model.graph.initializer:
+        from onnx import numpy_helper
+
+        known[t.name] = numpy_helper.to_array(t)
+    folded = fold_node(n, known, _opsets(case.model))
+    if folded is None:
+        return  # left to MAX at run time (the op tests compare that with onnxruntime)
+    want = ort_run(case.model, case.feeds)
+    outs = [o for o in n.output if o]
+    assert len(folded) >= len(outs)
+    for k, w in enumerate(want):
+        assert_matches(np.asarray(folded[k]).astype(w.dtype) if np.asarray(folded[k]).dtype != w.dtype
+                       and w.dtype.kind == np.asarray(folded[k]).dtype.kind else folded[k],
+                       w, f"{case.id} folded output {k}")
+
+
+def test_known_wrong_ops_are_not_folded():
+    for c in _known_wrong_cases():
+        n = c.model.graph.node[0]
+        assert fold_node(n, dict(c.feeds), _opsets(c.model)) is None, c.id
+
+
+def test_min_with_nan_is_folded_with_nan():
+    """Min/Max on known inputs propagate NaN (ONNX Min, numpy's minimum, onnxruntime)."""
+    x = np.array([[np.nan], [1], [20]], np.float32)
+    c = node("fold-Min-nan", "Min", [x, np.array([10], np.float32)], consts=(1,))
+    (want,) = ort_run(c.model, c.feeds)
+    got = fold_node(c.model.graph.node[0], {"in0": x, "in1": np.array([10], np.float32)},
+                    _opsets(c.model))
+    assert_matches(got[0], want, "Min")
+    assert np.isnan(got[0][0, 0]) and got[0][2, 0] == 10

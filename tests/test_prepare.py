@@ -1,0 +1,32 @@
+"""Shapes that ``prepare`` gives values, checked against what onnxruntime computes (no MAX)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ort_run
+from onnx import TensorProto, helper
+
+from onnx2max.prepare import prepare
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, 22])
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("n, k, s, pads", [(5, 2, 2, (1, 1)), (6, 3, 2, (1, 1)), (7, 3, 3, (0, 2)),
+                                            (4, 2, 2, (0, 0)), (9, 3, 3, (2, 2))])
+def test_ceil_mode_pool_lengths_follow_onnxruntime(op, opset, n, k, s, pads):
+    """Two chained ceil-mode pools and a Flatten: every inferred shape is the shape
+    onnxruntime produces (before opset 22 ONNX shape inference keeps a window that starts in
+    the end padding; onnxruntime drops it)."""
+    attrs = {"kernel_shape": [k], "strides": [s], "pads": list(pads), "ceil_mode": 1}
+    nodes = [helper.make_node(op, ["x"], ["p"], **attrs), helper.make_node(op, ["p"], ["q"], **attrs),
+             helper.make_node("Flatten", ["q"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, n])],
+                          [helper.make_tensor_value_info(v, TensorProto.FLOAT, None) for v in "pqy"])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    x = np.random.default_rng(0).standard_normal((1, 2, n)).astype(np.float32)
+    want = ort_run(m, {"x": x})
+    p = prepare(m, "ceil-pools")
+    for name, w in zip("pqy", want):
+        assert p.types[name][1] == w.shape, f"{name}: prepared {p.types[name][1]}, onnxruntime {w.shape}"
