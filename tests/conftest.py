@@ -98,20 +98,71 @@ def converted():
 
 
 # ---- scheduling under pytest-xdist (`-n 2 --dist loadgroup` in pyproject): tests that share a
-# compiled group run in the same worker, so no compile is paid twice.
-_SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b"}
+# compiled group run in the same worker, so no compile is paid twice. Groups are handed out in
+# the order below: first the op-test groups, whose many small kernels (elementwise, matmul,
+# conv, pool) land in MAX's kernel cache and are reused by the later compiles in both workers,
+# then the heaviest compiles first, so both workers finish close together. (Cold on 2 cores,
+# the zoo first made the run slower: its kernels were compiled while the other worker needed
+# the same ones.)
+_SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b",
+                "edge": "ops-b"}
+_ORDER = ["ops-b", "ops-a", "test_zoo", "conformance-0", "conformance-1", "test_predecessor",
+          "test_fuzz"]
+
+
+def _group(item) -> str:
+    module = item.module.__name__
+    params = getattr(item, "callspec", None)
+    params = params.params if params is not None else {}
+    if module == "test_ops":
+        return _SHARED_WITH[params["group"]]
+    if module in ("test_cache", "test_api", "test_errors"):
+        return "ops-a"
+    if module == "test_conformance":
+        return f"conformance-{params.get('part', 0)}"
+    if module == "test_real_models" and "name" in params:
+        return f"real-{params['name']}"
+    return module
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__
-        if module == "test_ops":
-            group = _SHARED_WITH[item.callspec.params["group"]]
-        elif module in ("test_cache", "test_api", "test_errors"):
-            group = "ops-a"
-        elif module == "test_real_models" and hasattr(item, "callspec"):
-            group = f"real-{item.callspec.params['name']}"
-        else:
-            group = module
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    # stable: within a group the order stays the file order; other groups follow in file order
+    rank = {g: k for k, g in enumerate(_ORDER)}
+    items.sort(key=lambda item: rank.get(_group(item), len(_ORDER)))
+
+
+# ---- where the suite's time goes: with ONNX2MAX_TEST_COMPILE_LOG=FILE, every build() appends
+# one JSON line (test, label, models, nodes, cache, seconds per stage) to FILE.
+_COMPILE_LOG = os.environ.get("ONNX2MAX_TEST_COMPILE_LOG")
+if _COMPILE_LOG:
+    import json
+    import time
+
+    import onnx2max.api
+    import onnx2max.compiler
+
+    _real_build = onnx2max.compiler.build
+
+    def _logged_build(ps, device, *args, **kwargs):
+        from onnx2max.compiler import ConversionStats
+
+        stats = kwargs.get("stats") or ConversionStats()
+        kwargs["stats"] = stats
+        t0 = time.monotonic()
+        try:
+            return _real_build(ps, device, *args, **kwargs)
+        finally:
+            rec = {"test": os.environ.get("PYTEST_CURRENT_TEST", "?"),
+                   "label": kwargs.get("label", "model"), "models": len(ps), "nodes": stats.nodes,
+                   "cache": stats.cache, "compile_s": round(stats.compile_s, 1),
+                   "build_s": round(time.monotonic() - t0, 1), "max_ops": stats.max_ops,
+                   "pid": os.getpid()}
+            with open(_COMPILE_LOG, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    onnx2max.compiler.build = _logged_build
+    onnx2max.api.build = _logged_build
+    build = _logged_build  # noqa: F811  (ConvertedGroup's; conformance imports it at call time)

@@ -12,7 +12,7 @@ from onnx2max.cli import main
 
 
 def _model_file(tmp_path):
-    case = node("cli-probe", "Gemm", [f32(2, 3), f32(3, 4), f32(4)], consts=(1, 2))
+    case = node("cli-probe", "Gemm", [f32(3, 4), f32(4, 5), f32(5)], consts=(1, 2))
     path = tmp_path / "gemm.onnx"
     onnx.save(case.model, path)
     return path
@@ -26,7 +26,7 @@ def test_check_and_run(tmp_path):
     assert "out0" in r.output and "ok" in r.output
     assert "conversion profile" in r.output and "MAX compile" in r.output
     x = tmp_path / "x.npy"
-    np.save(x, np.ones((2, 3), np.float32))
+    np.save(x, np.ones((3, 4), np.float32))
     r = runner.invoke(main, ["run", str(path), "--input", f"in0={x}"])
     assert r.exit_code == 0, r.output
     assert "out0" in r.output
@@ -63,7 +63,7 @@ def test_unknown_input_name_is_refused_before_converting(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx2max, "from_onnx", no_conversion)
     path = _model_file(tmp_path)
     x = tmp_path / "x.npy"
-    np.save(x, np.ones((2, 3), np.float32))
+    np.save(x, np.ones((3, 4), np.float32))
     for cmd in ("run", "check"):
         r = CliRunner().invoke(main, [cmd, str(path), "--input", f"typo={x}"])
         assert r.exit_code == 2 and "typo" in r.output and "in0" in r.output, r.output

@@ -76,32 +76,31 @@ def _normalize(shapes):
     return [s if isinstance(s[0], tuple) else (tuple(s), torch.float32) for s in shapes]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_compile_for_all(tmp_path_factory):
-    """Compile every model these tests convert in one MAX compile, into the compile cache.
+class _AllLayers(nn.Module):
+    """Every layer of the table side by side: layer k reads its own inputs and gives output k.
+    One model, so the whole table costs one MAX compile, through the predecessor's own path."""
 
-    Each test then goes through the whole predecessor path (export, convert, execute); its
-    conversion is served by the cache instead of paying a compile of its own.
-    """
-    import onnx2max
-    from export import to_onnx
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([make() for make, _ in LAYERS.values()])
+        self.arity = [len(shapes) for _, shapes in LAYERS.values()]
 
-    d = tmp_path_factory.mktemp("predecessor")
+    def forward(self, *xs):
+        outs, k = [], 0
+        for layer, n in zip(self.layers, self.arity):
+            outs.append(layer(*xs[k:k + n]))
+            k += n
+        return tuple(outs)
+
+
+@pytest.fixture(scope="module")
+def layer_table():
+    """``(module, inputs, MAX outputs)`` of :class:`_AllLayers`, converted with
+    ``convert_pytorch_model`` and run with ``execute`` on ``Buffer`` inputs."""
     torch.manual_seed(0)
-    mlp = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    mlp64 = copy.deepcopy(mlp).double()
-    jobs = [(mlp, [(1, 784)]), (mlp, [(32, 784)]), (mlp64, [((4, 784), torch.float64)])]
-    jobs += [(make(), shapes) for make, shapes in LAYERS.values()]
-    paths = [to_onnx(m, path=d / f"m{k}.onnx", input_shapes=_normalize(s)) for k, (m, s) in enumerate(jobs)]
-    onnx2max.from_onnx_many(paths, progress=False)
-
-
-@pytest.mark.parametrize("layer", list(LAYERS))
-def test_predecessor_layer_table(layer):
-    make, shapes = LAYERS[layer]
-    torch.manual_seed(0)
-    module = make()
-    max_model = convert_pytorch_model(model=module, input_shapes=shapes, model_name=layer)
+    module = _AllLayers().eval()
+    shapes = [s for _, ss in LAYERS.values() for s in ss]
+    max_model = convert_pytorch_model(model=module, input_shapes=shapes, model_name="layers")
     rng = np.random.default_rng(0)
     inputs = []
     for s in shapes:
@@ -110,7 +109,18 @@ def test_predecessor_layer_table(layer):
         else:
             inputs.append(rng.standard_normal(s).astype(np.float32))
     outs = max_model.execute(*[BufferType.from_numpy(x) for x in inputs])
-    np.testing.assert_allclose(outs[0].to_numpy(), _torch_out(module, *inputs), atol=ATOL, rtol=RTOL)
+    assert all(isinstance(o, driver.Buffer) for o in outs)
+    return module, inputs, [o.to_numpy() for o in outs]
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_predecessor_layer_table(layer_table, layer):
+    module, inputs, outs = layer_table
+    k = list(LAYERS).index(layer)
+    n = module.arity[k]
+    start = sum(module.arity[:k])
+    want = _torch_out(module.layers[k], *inputs[start:start + n])
+    np.testing.assert_allclose(outs[k], want, atol=ATOL, rtol=RTOL, err_msg=layer)
 
 
 def test_float64_converts_a_copy_and_bfloat16_is_refused_clearly():
