@@ -14,6 +14,7 @@ from conftest import assert_matches, ort_run
 from onnx import numpy_helper
 
 import onnx2max
+from max.graph import DeviceRef
 
 
 def test_repeat_conversion_is_served_by_the_cache(converted):
@@ -207,19 +208,35 @@ def test_a_release_that_lowers_alike_reuses_the_artifact(tmp_path, monkeypatch):
         assert_matches(m.run(None, case.feeds)[0], want, m.stats.cache)
 
 
-def test_a_different_graph_is_not_served_by_another_graphs_artifact(tmp_path, monkeypatch):
-    """Graph digests differ when the MAX graph differs (here: Gemm with alpha, beta and C as
-    an input against Gemm with a bias initializer)."""
+def _digest(model) -> str:
+    """The MEF store key of ``model`` as from_onnx computes it (lowered, not compiled)."""
+    from max.graph.graph import Module
+
+    from onnx2max import cache as cache_mod
+    from onnx2max.load import load_model
+    from onnx2max.lower import lower_graph
+    from onnx2max.prepare import prepare
+
+    m = Module()
+    lower_graph(prepare(*load_model(model)), DeviceRef.CPU(), "g0", "g0_", module=m)
+    return cache_mod.graph_digest(m._to_mlir_str(), "cpu")
+
+
+def test_a_different_graph_is_not_served_by_another_graphs_artifact(tmp_path):
+    """Graph digests differ when the MAX graph differs (Gemm with alpha, beta and C as an input
+    against Gemm with a bias initializer), and agree where only values and names differ; the
+    MEF store has no entry for the other graph (checked without compiling it)."""
     from onnx2max import cache as cache_mod
 
     a = _tiny()
-    b = next(c for c in matmul_cases() if c.id == "Gemm-alpha-beta")  # alpha, beta, C an input
+    b = next(c for c in matmul_cases() if c.id == "Gemm-alpha-beta")
     ma = onnx2max.from_onnx(a.model, cache_dir=tmp_path, progress=False)
-    monkeypatch.setattr(cache_mod, "_CODE_DIGEST", "0" * 64)
-    mb = onnx2max.from_onnx(b.model, cache_dir=tmp_path, progress=False)
-    assert mb.stats.cache == "miss" and mb.stats.graph_digest != ma.stats.graph_digest
-    (want,) = ort_run(b.model, b.feeds)
-    assert_matches(mb.run(None, b.feeds)[0], want, "alpha=0.5")
+    assert ma.stats.graph_digest == _digest(a.model)
+    assert _digest(_with_new_weights(a.model, 7)) == ma.stats.graph_digest
+    db = _digest(b.model)
+    assert db != ma.stats.graph_digest
+    store = cache_mod.CompileCache(tmp_path)
+    assert store.lookup_graph(db) is None and store.lookup_graph(ma.stats.graph_digest) is not None
 
 
 def test_profile_records_every_stage(tmp_path, capsys):
