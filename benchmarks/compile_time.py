@@ -1,0 +1,148 @@
+"""Cold and warm conversion time of real models, one model at a time, each in a new process.
+
+For each model:
+
+* **cold**: a new process converts it with ``MODULAR_CACHE_DIR`` (MAX's kernel and graph
+  cache) and the onnx2max compile cache both pointed at new, empty folders;
+* **warm**: another new process converts it again with the same folders (onnx2max's cache hit).
+
+Printed per model: the :class:`onnx2max.ConversionStats` of both runs (seconds in load,
+prepare, lower, MAX compile, cache) and the process's CPU seconds; ``--json FILE`` writes the
+records, with the machine, versions, load average and date. Run it on an otherwise idle
+machine: it runs one conversion at a time, and states the load average it saw.
+
+Models: the zoo (``models/``, exported with ``export.to_onnx``), ``resnet50`` (onnx's light
+model), ``encoder12`` (``nn.TransformerEncoder``, 12 layers, d_model 384, 6 heads, 1x128
+tokens) and ``lstm`` (``nn.LSTM``, 2 layers, bidirectional, hidden 128, 100 steps).
+
+Usage: ``python benchmarks/compile_time.py [--models a,b,...] [--json out.json]``. A cold
+ResNet-50 takes tens of minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_CHILD = r"""
+import dataclasses, json, sys
+import onnx2max
+m = onnx2max.from_onnx(sys.argv[1], cache_dir=sys.argv[2], progress=False)
+print("STATS " + json.dumps(dataclasses.asdict(m.stats)), flush=True)
+import os
+os._exit(0)  # MAX 26.7 sometimes aborts in its thread teardown at exit after a compile
+"""
+
+
+def export_model(name: str, folder: Path) -> Path:
+    """Write model ``name`` as ONNX into ``folder`` and return its path."""
+    if name == "resnet50":
+        from onnx2max.bundled import bundled_models
+
+        return Path(bundled_models()["resnet50"])
+    import torch
+    from torch import nn
+
+    from export import to_onnx
+    from models import ZOO
+
+    if name in ZOO:
+        module, inputs = ZOO[name]()
+    elif name == "encoder12":
+        torch.manual_seed(0)
+        layer = nn.TransformerEncoderLayer(384, 6, 1536, dropout=0.0, activation="gelu",
+                                           batch_first=True)
+        module = nn.TransformerEncoder(layer, 12, enable_nested_tensor=False).eval()
+        inputs = (torch.randn(1, 128, 384),)
+    elif name == "lstm":
+        torch.manual_seed(0)
+
+        class LSTM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = nn.LSTM(64, 128, num_layers=2, bidirectional=True)
+
+            def forward(self, x):
+                return self.rnn(x)[0]
+
+        module, inputs = LSTM().eval(), (torch.randn(100, 1, 64),)
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    return to_onnx(module, inputs, folder / f"{name}.onnx")
+
+
+def convert(path: Path, cache: Path, modular: Path) -> dict:
+    env = dict(os.environ, MODULAR_CACHE_DIR=str(modular))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(cache)], env=env,
+                         capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rec = {"process_wall_s": round(wall, 2),
+           "process_cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2)}
+    stats = [ln[6:] for ln in out.stdout.splitlines() if ln.startswith("STATS ")]
+    if out.returncode != 0 or not stats:
+        rec["error"] = (out.stderr or out.stdout).strip().splitlines()[-3:]
+        return rec
+    rec.update(json.loads(stats[-1]))
+    return rec
+
+
+_STAGES = ("load_s", "prepare_s", "lower_s", "compile_s", "cache_load_s", "cache_store_s", "init_s")
+
+
+def _stage_total(rec: dict) -> float:
+    return sum(rec.get(k, 0.0) for k in _STAGES) if "error" not in rec else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="mlp,small_cnn,transformer_encoder,gpt,resnet18,"
+                    "mobilenet_v2,encoder12,lstm,resnet50")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    import max as _max  # noqa: F401
+    from importlib import metadata
+
+    records = []
+    for name in args.models.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            path = export_model(name, tmp)
+            load0 = os.getloadavg()[0]
+            cold = convert(path, tmp / "o2m", tmp / "modular")
+            warm = convert(path, tmp / "o2m", tmp / "modular")
+        rec = {"model": name, "load_avg_before": round(load0, 2), "cold": cold, "warm": warm}
+        records.append(rec)
+        c, w = cold, warm
+        err = f"  ERROR {c['error']}" if "error" in c else ""
+        print(f"{name:20} cold: {c.get('compile_s', float('nan')):7.1f} s MAX compile, "
+              f"{c['process_wall_s']:7.1f} s wall, {c['process_cpu_s']:7.1f} CPU-s, "
+              f"{c.get('nodes', '-')} nodes, {c.get('max_ops', '-')} MAX ops | warm: "
+              f"{_stage_total(w):.3f} s in from_onnx ({w.get('cache', w.get('error'))}), "
+              f"{w['process_wall_s']:.1f} s process{err}", flush=True)
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "max": metadata.version("max"), "onnx": metadata.version("onnx"),
+        "onnx2max_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                          capture_output=True, text=True).stdout.strip(),
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(meta))
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "models": records}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
