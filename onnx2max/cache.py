@@ -3,7 +3,8 @@
 A MAX compile costs about 30 s plus seconds per new kernel (minutes for a real model); reloading
 an exported MEF takes about 1 ms. Two levels:
 
-* **MEF store** (``<root>/mef/<graph digest>.mef``): every compiled artifact is filed under
+* **MEF store** (``<root>/mef/<graph digest>.<sha256[:16]>.mef``, with the record
+  ``<graph digest>.json`` naming it): every compiled artifact is filed under
   :func:`graph_digest`, a SHA-256 of the lowered MAX module's MLIR text, the MAX version and
   the device. That text is exactly what MAX compiles (op types, shapes, dtypes, weight names,
   the values of graph constants; weight *values* are not in it), so an artifact stays valid
@@ -17,9 +18,9 @@ an exported MEF takes about 1 ms. Two levels:
 
 Lookup: structure index first (no lowering); on a miss, lower the model and look up its graph
 digest in the MEF store (no compile); on a miss there too, compile. Files are written to a
-temporary name and renamed, MEF first, its ``.json`` record (with the MEF's SHA-256) next, the
-structure manifest last, so concurrent writers never leave a partial entry; a MEF whose digest
-does not match its record is ignored and rebuilt.
+temporary name and renamed, MEF first (its name carries its own SHA-256), its ``.json`` record
+next, the structure manifest last, so concurrent writers never leave a record or manifest that
+names an incomplete MEF; a MEF whose digest does not match is ignored and rebuilt.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from .prepare import Prepared
 
 log = logging.getLogger("onnx2max")
 
-FORMAT = 3
+FORMAT = 4
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_MEF_NAME = re.compile(r"[0-9a-f]{64}\.[0-9a-f]{16}\.mef")
 _KERNEL_PATHS = re.compile(r"_kernel_library_paths = \[[^\]]*\]")
 
 
@@ -209,29 +211,41 @@ class CompileCache:
         self.root = None
 
     # ---- the MEF store, keyed by graph digest
-    def _mef_paths(self, digest: str) -> tuple[Path, Path]:
-        d = self.root / "mef"
-        return d / f"{digest}.mef", d / f"{digest}.json"
+    def _mef_dir(self) -> Path:
+        return self.root / "mef"
 
-    def _verified_mef(self, digest: str, sha256: str | None = None) -> Path | None:
-        if self.root is None or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+    def _checked(self, digest, name, sha256) -> Path | None:
+        """``mef/<name>`` if ``name`` is ``<digest>.<16 hex>.mef`` and the file's SHA-256 is
+        ``sha256``; else ``None`` (damaged or absent: the caller rebuilds)."""
+        if (self.root is None or not isinstance(digest, str) or not _DIGEST.fullmatch(digest)
+                or not isinstance(name, str) or not _MEF_NAME.fullmatch(name)
+                or not name.startswith(digest + ".")):
             return None
-        mef, rec = self._mef_paths(digest)
+        mef = self._mef_dir() / name
         try:
-            record = json.loads(rec.read_text())
             data = mef.read_bytes()
-        except (OSError, ValueError):
+        except OSError:
             return None
-        want = record.get("mef_sha256") if isinstance(record, dict) else None
-        got = hashlib.sha256(data).hexdigest()
-        if record.get("format") != FORMAT or want != got or (sha256 is not None and sha256 != got):
+        if hashlib.sha256(data).hexdigest() != sha256:
             log.warning("onnx2max: cached MEF %s is damaged; rebuilding it", mef)
             return None
         return mef
 
+    def _record(self, digest: str) -> dict | None:
+        try:
+            record = json.loads((self._mef_dir() / f"{digest}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("format") == FORMAT else None
+
     def lookup_graph(self, digest: str) -> Path | None:
         """The MEF compiled from the graph with :func:`graph_digest` ``digest``, or ``None``."""
-        return self._verified_mef(digest)
+        if self.root is None or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            return None
+        record = self._record(digest)
+        if record is None:
+            return None
+        return self._checked(digest, record.get("mef"), record.get("mef_sha256"))
 
     # ---- the structure index
     def lookup(self, key: str, graphs: list[tuple[Prepared, dict[str, str]]]) -> CacheEntry | None:
@@ -256,7 +270,7 @@ class CompileCache:
             return None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             return None
-        mef = self._verified_mef(manifest.get("graph"), manifest.get("mef_sha256"))
+        mef = self._checked(manifest.get("graph"), manifest.get("mef"), manifest.get("mef_sha256"))
         if mef is None:
             return None
         return CacheEntry(mef, manifest)
@@ -265,17 +279,27 @@ class CompileCache:
               manifest: dict) -> Path | None:
         """File the MEF under ``digest`` (``export(path)`` writes it; ``None`` when the MEF
         store already holds it) and index it under structure ``key``. Returns the MEF path, or
-        ``None`` when caching is off or failed."""
+        ``None`` when caching is off or failed.
+
+        The MEF's file name carries its own SHA-256 (``<digest>.<sha[:16]>.mef``), and the
+        record (``<digest>.json``) and the structure manifest, each written after it, name
+        that file: whatever order concurrent writers finish in, a record or manifest always
+        names a complete MEF with the digest it states.
+        """
         if self.root is None:
             return None
         d = self.root / key
         try:
-            mef, rec = self._mef_paths(digest)
-            mef.parent.mkdir(parents=True, exist_ok=True)
-            if export is not None or self._verified_mef(digest) is None:
-                if export is None:
-                    return None
-                fd, tmp = tempfile.mkstemp(dir=mef.parent, prefix="build.", suffix=".mef")
+            mdir = self._mef_dir()
+            mdir.mkdir(parents=True, exist_ok=True)
+            record = self._record(digest) if export is None else None
+            if record is not None and self._checked(digest, record.get("mef"),
+                                                     record.get("mef_sha256")) is not None:
+                name, sha = record["mef"], record["mef_sha256"]
+            elif export is None:
+                return None
+            else:
+                fd, tmp = tempfile.mkstemp(dir=mdir, prefix="build.", suffix=".mef")
                 os.close(fd)
                 try:
                     export(tmp)
@@ -286,14 +310,10 @@ class CompileCache:
                     except OSError:
                         pass
                 sha = hashlib.sha256(data).hexdigest()
-                # MEF first, then its record: a record always names a complete MEF. Two
-                # writers of one digest write the same graph's artifact; the last rename wins
-                # and its record matches it (a reader that sees a mismatch in between rebuilds).
-                _atomic_write(mef, data)
-                _atomic_write(rec, json.dumps({"format": FORMAT, "mef_sha256": sha,
-                                               "max": max_version()}).encode())
-            else:
-                sha = hashlib.sha256(mef.read_bytes()).hexdigest()
+                name = f"{digest}.{sha[:16]}.mef"
+                _atomic_write(mdir / name, data)
+                _atomic_write(mdir / f"{digest}.json", json.dumps(
+                    {"format": FORMAT, "mef": name, "mef_sha256": sha, "max": max_version()}).encode())
             d.mkdir(parents=True, exist_ok=True)
             try:
                 old = json.loads((d / "index.json").read_text())["consumed"]
@@ -304,11 +324,11 @@ class CompileCache:
                 pass
             vkey = values_key(graphs, consumed)
             if vkey is None:
-                return mef
-            manifest = dict(manifest, format=FORMAT, graph=digest, mef_sha256=sha)
+                return mdir / name
+            manifest = dict(manifest, format=FORMAT, graph=digest, mef=name, mef_sha256=sha)
             _atomic_write(d / f"{vkey}.json", json.dumps(manifest, indent=1).encode())
             _atomic_write(d / "index.json", json.dumps({"consumed": consumed}).encode())
-            return mef
+            return mdir / name
         except OSError as e:
             self._disable(str(e))
             return None
