@@ -390,6 +390,28 @@ def _try_fold_at_lowering(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarra
     return outs
 
 
+def _empty_outputs(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarray] | None:
+    """Empty arrays for a node all of whose outputs have zero elements (a static shape with a
+    0 dim, from shape inference): their value is known without computing anything. MAX 26.7
+    fails to compile some ops on zero-size tensors (Reshape [0,8,2] -> [0,8,4]); such values
+    become constants, and the nodes after them fold or see empty constants."""
+    if node.domain not in STANDARD_DOMAINS or not node.output:
+        return None
+    out = []
+    for name in node.output:
+        if not name:
+            out.append(None)
+            continue
+        t = lw.p.types.get(name)
+        if t is None or t[1] is None or not all(isinstance(d, int) for d in t[1]):
+            return None
+        elem, shape = t
+        if 0 not in shape or not elem or not dtypes.is_supported(elem):
+            return None
+        out.append(np.zeros(shape, dtype=dtypes.to_numpy(elem)))
+    return out
+
+
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
     """Run a layout-agnostic elementwise op on channels-last forms when that saves permutes."""
     names = [n for n in ctx.node.input if n]
@@ -416,6 +438,8 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
                     "node, input or initializer produces before it"
                 )
         folded = _try_fold_at_lowering(lw, node)
+        if folded is None:
+            folded = _empty_outputs(lw, node)
         if folded is not None:
             for name, arr in zip(node.output, folded):
                 if name:

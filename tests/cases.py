@@ -460,6 +460,15 @@ def edge_cases() -> list[Case]:
                   {"group": 2, "strides": [2, 2], "pads": [1, 0, 1, 0]}, consts=(1, 2)))
     c.append(node("ConvTranspose1d-init", "ConvTranspose", [f32(1, 2, 7), f32(2, 3, 4), f32(3)],
                   {"strides": [3], "output_padding": [2]}, consts=(1, 2)))
+    # zero-size dims (detection models with no boxes)
+    x0 = np.zeros((0, 8, 2), np.float32)
+    for az in (0, 1):
+        c.append(node(f"Reshape-zero-size-allowzero{az}", "Reshape", [x0, i64(0, 0, 4)],
+                      {"allowzero": az}, opset=14, consts=(1,)))
+    c.append(graph("zero-size-chain", [
+        N("Relu", ["x"], ["r"]), N("Reshape", ["r", "s"], ["q"]), N("MatMul", ["q", "w"], ["m"]),
+        N("Add", ["m", "b"], ["y"])], {"x": x0},
+        {"s": i64(0, 8, 2), "w": f32(2, 3), "b": f32(3)}, opset=14))
     return c
 
 
