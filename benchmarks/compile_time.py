@@ -111,7 +111,6 @@ def main() -> None:
                     "mobilenet_v2,encoder12,lstm,resnet50")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    import max as _max  # noqa: F401
     from importlib import metadata
 
     records = []

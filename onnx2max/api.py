@@ -18,7 +18,7 @@ ModelLike = "str | os.PathLike | onnx.ModelProto"
 
 
 def from_onnx(
-    model: str | os.PathLike | onnx.ModelProto,
+    model: str | os.PathLike | bytes | onnx.ModelProto,
     *,
     device="cpu",
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -33,8 +33,9 @@ def from_onnx(
     ``max.graph.ops``) -> compile (MAX ``InferenceSession``, through the compile cache).
 
     Args:
-        model: path of an ``.onnx`` file (external data is read only from its folder) or an
-            ``onnx.ModelProto``.
+        model: path of an ``.onnx`` file (external data is read only from its folder), an
+            ``onnx.ModelProto``, or the model serialized as ``bytes`` (as onnxruntime's
+            ``InferenceSession`` takes it).
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or a MAX ``DeviceRef``.
         input_shapes: ``{input name: shape}`` fixing symbolic dims, e.g. ``{"x": (1, 3, 224, 224)}``.
         cache_dir: folder of the compile cache; default ``$ONNX2MAX_CACHE_DIR`` or
@@ -64,7 +65,7 @@ def from_onnx(
 
 
 def from_onnx_many(
-    models: Sequence[str | os.PathLike | onnx.ModelProto],
+    models: Sequence[str | os.PathLike | bytes | onnx.ModelProto],
     *,
     device="cpu",
     input_shapes: Sequence[Mapping[str, Sequence[int]] | None] | None = None,
@@ -82,6 +83,7 @@ def from_onnx_many(
         One :class:`~onnx2max.model.CompiledModel` per model, in order; they share one
         ``stats`` record (:class:`~onnx2max.compiler.ConversionStats`) for the whole compile.
     """
+    t_start = time.monotonic()
     dev = resolve_device(device)
     shapes = list(input_shapes) if input_shapes is not None else [None] * len(models)
     if len(shapes) != len(models):
@@ -97,6 +99,7 @@ def from_onnx_many(
         stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
     built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label, stats=stats)
+    stats.wall_s = time.monotonic() - t_start
     if profile:
         stats.print()
     return [CompiledModel(b, dev) for b in built]

@@ -37,7 +37,6 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from . import dtypes

@@ -90,7 +90,6 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, pr
                 raise click.BadParameter(
                     f"{unknown} not among the model's inputs {names}", param_hint="--input"
                 )
-    t0 = time.monotonic()
     model = from_onnx(
         path,
         device=device,
@@ -99,7 +98,7 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, pr
         profile=profile,
     )
     how = "from the compile cache" if model.cache_hit else "compiled"
-    click.echo(f"{path}: {how} for {model.device} in {time.monotonic() - t0:.2f} s", err=True)
+    click.echo(f"{path}: {how} for {model.device} in {model.stats.wall_s:.2f} s", err=True)
     return path, model
 
 
@@ -190,7 +189,9 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, p
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     want = sess.run([s.name for s in m.outputs], feeds)
-    table = Table(title=f"MAX vs onnxruntime {ort.__version__} (atol {atol:g}, rtol {rtol:g})")
+    table = Table(title=f"MAX vs onnxruntime {ort.__version__}",
+                  caption=f"ok: every element within atol + rtol * |onnxruntime| (atol {atol:g}, "
+                          f"rtol {rtol:g}); the max errors may come from different elements")
     for col in ("output", "shape", "max abs err", "max rel err", "result"):
         table.add_column(col)
     ok = True

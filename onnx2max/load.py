@@ -1,4 +1,4 @@
-"""Stage 1: read an ONNX model (file or ModelProto), its external data, and validate it."""
+"""Stage 1: read an ONNX model (file, bytes or ModelProto), its external data, and validate it."""
 
 from __future__ import annotations
 
@@ -176,15 +176,17 @@ def check_structure(graph: onnx.GraphProto, source: str) -> None:
             )
 
 
-def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     """Read an ONNX model and run the ONNX checker on it.
 
     Args:
-        model: a path to an ``.onnx`` file or an in-memory ``onnx.ModelProto``. External data
-            is read only from files inside the model file's own folder.
+        model: a path to an ``.onnx`` file, serialized ``bytes`` or an in-memory
+            ``onnx.ModelProto``. External data is read only from files inside the model
+            file's own folder.
 
     Returns:
-        ``(model_proto, source)`` where ``source`` is the path or ``"<ModelProto>"``, for messages.
+        ``(model_proto, source)`` where ``source`` is the path, ``"<bytes>"`` or
+        ``"<ModelProto>"``, for messages.
 
     Raises:
         ModelLoadError: missing or unreadable file, not a protobuf ONNX model, bad external data.
@@ -200,9 +202,31 @@ def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelPr
                 "<ModelProto>: the model refers to external data but was given in memory; pass "
                 "the path of the .onnx file so its data can be read from the model's folder."
             )
+    elif isinstance(model, (bytes, bytearray, memoryview)):
+        # serialized bytes, as onnxruntime.InferenceSession accepts them
+        proto, source = onnx.ModelProto(), "<bytes>"
+        if not len(model):
+            raise ModelLoadError("<bytes>: empty; expected a serialized ONNX model")
+        try:
+            proto.ParseFromString(bytes(model))
+        except Exception as e:  # protobuf's DecodeError and friends
+            raise ModelLoadError(
+                f"<bytes>: not a serialized ONNX model ({type(e).__name__}: {e})"
+            ) from e
+        if not proto.HasField("graph"):
+            raise ModelLoadError("<bytes>: parsed, but holds no graph; not a serialized ONNX model")
+        if any(
+            external_data_helper.uses_external_data(t)
+            for t in external_data_helper._get_all_tensors(proto)
+        ):
+            raise ModelLoadError(
+                "<bytes>: the model refers to external data but was given in memory; pass "
+                "the path of the .onnx file so its data can be read from the model's folder."
+            )
     elif not isinstance(model, (str, os.PathLike)):
         raise ModelLoadError(
-            f"model must be a path or an onnx.ModelProto, not {type(model).__name__}"
+            f"model must be a path, serialized bytes or an onnx.ModelProto, not "
+            f"{type(model).__name__}"
         )
     else:
         path = Path(os.fspath(model))

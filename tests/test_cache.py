@@ -258,5 +258,15 @@ def test_profile_records_every_stage(tmp_path, capsys):
     assert abs(s.total_s - sum(getattr(s, k) for k in (
         "load_s", "prepare_s", "lower_s", "compile_s", "cache_load_s", "cache_store_s",
         "init_s"))) < 1e-9
+    assert s.wall_s >= s.total_s > 0
     err = capsys.readouterr().err
-    assert "conversion profile" in err and "MAX compile" in err
+    assert "conversion profile" in err and "MAX compile" in err and "from_onnx wall time" in err
+
+
+def test_serialized_bytes_convert_and_run(tmp_path):
+    """from_onnx takes the model serialized as bytes, as onnxruntime does."""
+    case = _tiny()
+    m = onnx2max.from_onnx(case.model.SerializeToString(), cache_dir=tmp_path, progress=False)
+    assert m.source == "<bytes>"
+    (want,) = ort_run(case.model, case.feeds)
+    assert_matches(m.run(None, case.feeds)[0], want, "from bytes")

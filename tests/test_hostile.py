@@ -367,3 +367,18 @@ def test_output_without_shape_loads_with_one_warning():
     assert len(msgs) == 1 and "'y'" in msgs[0]
     p = prepare(proto, source)
     assert p.types["y"] == (1, (2, 3))
+
+
+def test_serialized_bytes_load_like_the_model():
+    """Serialized bytes are accepted (as onnxruntime's InferenceSession takes them); garbage or
+    empty bytes give ModelLoadError."""
+    from cases import node, f32
+
+    from onnx2max.load import load_model
+
+    case = node("bytes-probe", "Relu", [f32(2, 3)])
+    proto, source = load_model(case.model.SerializeToString())
+    assert source == "<bytes>" and proto == case.model
+    for bad in (b"", b"\x00\xff not protobuf \x12" * 5, bytearray(b"\x08\x07")):
+        with pytest.raises(onnx2max.ModelLoadError, match="<bytes>"):
+            load_model(bad)
