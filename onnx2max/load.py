@@ -176,6 +176,16 @@ def check_structure(graph: onnx.GraphProto, source: str) -> None:
             )
 
 
+def _refuse_external_data_in_memory(proto: onnx.ModelProto, source: str) -> None:
+    """A model given in memory has no folder to read external data from: refuse it."""
+    if any(external_data_helper.uses_external_data(t)
+           for t in external_data_helper._get_all_tensors(proto)):
+        raise ModelLoadError(
+            f"{source}: the model refers to external data but was given in memory; pass "
+            "the path of the .onnx file so its data can be read from the model's folder."
+        )
+
+
 def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     """Read an ONNX model and run the ONNX checker on it.
 
@@ -194,14 +204,7 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx
     """
     if isinstance(model, onnx.ModelProto):
         proto, source = model, "<ModelProto>"
-        if any(
-            external_data_helper.uses_external_data(t)
-            for t in external_data_helper._get_all_tensors(proto)
-        ):
-            raise ModelLoadError(
-                "<ModelProto>: the model refers to external data but was given in memory; pass "
-                "the path of the .onnx file so its data can be read from the model's folder."
-            )
+        _refuse_external_data_in_memory(proto, source)
     elif isinstance(model, (bytes, bytearray, memoryview)):
         # serialized bytes, as onnxruntime.InferenceSession accepts them
         proto, source = onnx.ModelProto(), "<bytes>"
@@ -215,14 +218,7 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx
             ) from e
         if not proto.HasField("graph"):
             raise ModelLoadError("<bytes>: parsed, but holds no graph; not a serialized ONNX model")
-        if any(
-            external_data_helper.uses_external_data(t)
-            for t in external_data_helper._get_all_tensors(proto)
-        ):
-            raise ModelLoadError(
-                "<bytes>: the model refers to external data but was given in memory; pass "
-                "the path of the .onnx file so its data can be read from the model's folder."
-            )
+        _refuse_external_data_in_memory(proto, source)
     elif not isinstance(model, (str, os.PathLike)):
         raise ModelLoadError(
             f"model must be a path, serialized bytes or an onnx.ModelProto, not "
@@ -277,10 +273,10 @@ def _without_shapeless_types(proto: onnx.ModelProto, source: str) -> onnx.ModelP
 
     Older exporters write graph outputs (and value_info entries) whose tensor type has no
     ``shape`` field; onnxruntime runs such models, the ONNX checker rejects them ("Field
-    'shape' of 'type' is required but missing"). Their shapes come from shape inference
-    anyway, so the copy drops those types (outputs keep their element type through shape
-    inference) and, if the checker then accepts it, the model is used with one warning
-    naming the values. Anything else the checker finds still raises.
+    'shape' of 'type' is required but missing"). The copy takes those values' types from
+    ONNX shape inference and, if the checker then accepts it, the model is used with one
+    warning naming the values. Anything else the checker finds, or a shape inference cannot
+    give, still raises.
     """
     g = proto.graph
     shapeless = [vi.name for vi in list(g.output) + list(g.value_info)
