@@ -99,7 +99,12 @@ def _value_info_shape(vi: onnx.ValueInfoProto) -> tuple[int, tuple | None]:
         return t.elem_type, None
     dims = []
     for d in t.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+        if d.HasField("dim_value"):
+            # older exporters (paddle2onnx, some TF converters) write -1 for a dynamic dim;
+            # onnxruntime treats a negative dim_value as unknown, and so do we
+            dims.append(d.dim_value if d.dim_value >= 0 else None)
+        else:
+            dims.append(d.dim_param or None)
     return t.elem_type, tuple(dims)
 
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import ort_run
 from onnx import TensorProto, helper
 
+from onnx2max.errors import InputError, InvalidModelError
 from onnx2max.prepare import prepare
 
 
@@ -30,3 +31,23 @@ def test_ceil_mode_pool_lengths_follow_onnxruntime(op, opset, n, k, s, pads):
     p = prepare(m, "ceil-pools")
     for name, w in zip("pqy", want):
         assert p.types[name][1] == w.shape, f"{name}: prepared {p.types[name][1]}, onnxruntime {w.shape}"
+
+
+def test_negative_dim_value_is_dynamic_as_in_onnxruntime():
+    """Older exporters (paddle2onnx) declare a dynamic dim as ``dim_value: -1``; onnxruntime
+    takes any size there, so ``input_shapes`` may fix it, and without it the error names the dim."""
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    for n in (2, 5):  # onnxruntime runs both sizes
+        (y,) = ort_run(m, {"x": np.ones((n, 3), np.float32)})
+        p = prepare(m, "minus-one", {"x": (n, 3)})
+        assert p.inputs[0].shape == y.shape == (n, 3)
+        assert p.types["y"][1] == y.shape
+    with pytest.raises(InvalidModelError, match=r"'x' dim 0 is symbolic"):
+        prepare(m, "minus-one")
+    # a declared 0 is a fixed zero-size dim, as onnxruntime takes it
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 0
+    with pytest.raises(InputError, match="fixes it at 0"):
+        prepare(m, "zero", {"x": (2, 3)})
