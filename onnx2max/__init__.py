@@ -6,6 +6,7 @@
 """
 
 from .api import from_onnx, from_onnx_many
+from .compare import Comparison, NodeDiff, compare
 from .compiler import ConversionStats
 from .errors import (
     CompileError,
@@ -26,6 +27,9 @@ __version__ = "0.1.0"
 __all__ = [
     "from_onnx",
     "from_onnx_many",
+    "compare",
+    "Comparison",
+    "NodeDiff",
     "CompiledModel",
     "IOSpec",
     "ConversionStats",

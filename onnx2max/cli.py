@@ -41,22 +41,10 @@ def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in model.inputs:
-        if spec.name in given:
-            feeds[spec.name] = given[spec.name]
-        elif spec.has_default:
-            continue
-        elif ones:
-            feeds[spec.name] = np.ones(spec.shape, dtype=spec.dtype)
-        elif spec.dtype.kind == "f":
-            feeds[spec.name] = rng.standard_normal(spec.shape).astype(spec.dtype)
-        elif spec.dtype.kind == "b":
-            feeds[spec.name] = rng.random(spec.shape) > 0.5
-        else:
-            feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(spec.dtype)
-    return feeds
+    from .compare import random_feeds
+
+    return random_feeds(model.inputs, seed, ones, given=given,
+                        skip=[s.name for s in model.inputs if s.has_default])
 
 
 def _check_input_names(model, given: dict) -> None:
@@ -165,10 +153,20 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, pro
 @_common
 @click.option("--atol", default=1e-4, show_default=True, type=click.FloatRange(min=0), help="absolute tolerance")
 @click.option("--rtol", default=1e-3, show_default=True, type=click.FloatRange(min=0), help="relative tolerance")
-def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile, atol, rtol):
+@click.option("--bisect", is_flag=True,
+              help="compare every node output (one compile with all of them as outputs) and name "
+                   "the first node that diverges from onnxruntime")
+@click.option("--save-repro", "save_repro", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="with --bisect (implied): write the first diverging node as a one-node model "
+                   "with its inputs into DIR")
+def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile, atol, rtol,
+          bisect, save_repro):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
     Exits with status 1 when an output differs by more than atol + rtol * |reference|.
+    With --bisect, every node output of the main graph is compared, and the first node (in
+    graph order) whose output exceeds the tolerance is named with its op, attributes and input
+    shapes.
     """
     from rich.console import Console
     from rich.table import Table
@@ -180,6 +178,9 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, p
             "check needs onnxruntime: pip install 'onnx2max[check]' (or pip install onnxruntime)"
         ) from None
     given = _parse_inputs(inputs)
+    if bisect or save_repro:
+        _bisect(model, device, input_shape, given, ones, seed, cache_dir, no_cache, atol, rtol, save_repro)
+        return
     try:
         path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile)
         _check_input_names(m, given)
@@ -215,6 +216,52 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, p
     if not ok:
         click.echo("outputs differ from onnxruntime beyond the tolerance", err=True)
         sys.exit(1)
+
+
+def _bisect(model, device, input_shape, given, ones, seed, cache_dir, no_cache, atol, rtol, save_repro):
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bundled import resolve_model
+    from .compare import compare
+
+    try:
+        path = resolve_model(model)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        c = compare(path, given, input_shapes=_parse_shapes(input_shape), atol=atol, rtol=rtol,
+                    seed=seed, ones=ones, device=device, cache_dir=False if no_cache else cache_dir)
+    except Onnx2MaxError as e:
+        raise click.ClickException(f"{type(e).__name__}: {e}") from None
+    bad = [r for r in c.rows if not r.ok]
+    shown = bad[:20] if bad else c.rows[-10:]
+    table = Table(title=f"{len(c.rows)} node outputs compared with onnxruntime, {len(bad)} beyond "
+                        f"atol {atol:g} + rtol {rtol:g} * |onnxruntime|"
+                        + (" (the first 20 shown)" if len(bad) > 20 else "")
+                        + ("" if bad else " (the last 10 shown)"))
+    for col in ("#", "node", "op", "output", "shape", "max abs err", "max rel err", "result"):
+        table.add_column(col)
+    for r in shown:
+        table.add_row(str(r.index), r.node, r.op_type, r.output, str(list(r.shape)), f"{r.max_abs:.3g}",
+                      f"{r.max_rel:.3g}", "[green]ok" if r.ok else f"[red]FAIL {r.why}".rstrip())
+    Console().print(table)
+    if c.skipped:
+        click.echo(f"not compared: {len(c.skipped)} node outputs of unknown or non-tensor type", err=True)
+    if c.first_bad is None:
+        click.echo("every node output matches onnxruntime", err=True)
+        if save_repro:
+            click.echo("nothing to save: no node diverged", err=True)
+        return
+    click.echo("first diverging " + c.describe(c.first_bad), err=True)
+    if save_repro:
+        try:
+            repro = c.save_repro(save_repro)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"repro written to {repro} (inputs and the command to rerun it: "
+                   f"{repro.parent / 'repro.json'})", err=True)
+    sys.exit(1)
 
 
 @main.command("ops")

@@ -9,6 +9,8 @@ static, with onnx's reference evaluator (``onnx.reference.ReferenceEvaluator``).
 
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 import warnings
@@ -264,12 +266,27 @@ def _inference_model(
         g.name or "graph",
         [helper.make_tensor_value_info(s.name, s.elem_type, s.shape) for s in inputs] + big_inputs,
         [helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None)
-         if free_outputs and o.type.HasField("tensor_type") else o for o in g.output],
+         if free_outputs and o.type.HasField("tensor_type") else _negative_dims_unknown(o)
+         for o in g.output],
         initializer=small,
     )
     m = helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=max(proto.ir_version, 4))
     m.functions.extend(proto.functions)
     return m
+
+
+def _negative_dims_unknown(vi: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    """``vi`` with each ``dim_value`` < 0 cleared to an unknown dim: exporters that write -1
+    for "dynamic" (paddle2onnx) would otherwise make shape inference fail with "Inferred shape
+    and existing shape differ"."""
+    t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+    if t is None or not any(d.HasField("dim_value") and d.dim_value < 0 for d in t.shape.dim):
+        return vi
+    vi = copy.deepcopy(vi)
+    for d in vi.type.tensor_type.shape.dim:
+        if d.HasField("dim_value") and d.dim_value < 0:
+            d.ClearField("dim_value")
+    return vi
 
 
 def _check_opsets(opsets: Mapping[str, int], source: str) -> None:
