@@ -51,3 +51,14 @@ def test_negative_dim_value_is_dynamic_as_in_onnxruntime():
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 0
     with pytest.raises(InputError, match="fixes it at 0"):
         prepare(m, "zero", {"x": (2, 3)})
+
+
+def test_output_declared_with_negative_dim_is_inferred():
+    """paddle2onnx declares outputs as [-1, ...]; shape inference must not take -1 as a
+    fixed size that contradicts the inferred one (ppocr's classifier failed so)."""
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+    (y,) = ort_run(m, {"x": np.ones((2, 3), np.float32)})
+    assert prepare(m, "minus-one-out", {"x": (2, 3)}).types["y"][1] == y.shape
