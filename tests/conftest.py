@@ -120,6 +120,8 @@ def _group(item) -> str:
         return "ops-a"
     if module == "test_conformance":
         return f"conformance-{params.get('part', 0)}"
+    if module == "test_readme" and "group" in params:
+        return params["group"]
     if module == "test_real_models" and "name" in params:
         return f"real-{params['name']}"
     return module
