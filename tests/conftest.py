@@ -122,6 +122,8 @@ def _group(item) -> str:
         return f"conformance-{params.get('part', 0)}"
     if module == "test_readme" and "group" in params:
         return params["group"]
+    if module == "test_third_party_models" and "name" in params and not item.get_closest_marker("slow"):
+        return "third-party-light"
     if module == "test_real_models" and "name" in params:
         return f"real-{params['name']}"
     return module
