@@ -319,7 +319,9 @@ def build(
     ids_list = [cache_mod.canonical_ids(p) for p in ps]
     graphs = list(zip(ps, ids_list))
     h = hashlib.sha256()
-    h.update(f"{cache_mod.code_fingerprint()}|{device.label}|{len(ps)}".encode())
+    # lowering switches read from the environment change the graph, so they are part of the key
+    switches = f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}"
+    h.update(f"{cache_mod.code_fingerprint()}|{device.label}|{len(ps)}|{switches}".encode())
     for p, ids in graphs:
         h.update(cache_mod.structure_key(p, ids).encode())
     key = h.hexdigest()[:40]

@@ -484,10 +484,58 @@ def shapeless_output_case() -> Case:
     return Case("output-without-shape", m, {"x": x})
 
 
+# ---------------------------------------------------------------- recurrent
+def _rnn_case(cid, kind, seq, direction="forward", *, batch=2, inp=3, hidden=5, lens=None,
+              peepholes=False, layout=0, attrs=None, opset=17, initial=True):
+    """A one-node RNN/GRU/LSTM with initializer weights, bias and (``initial``) initial states
+    as graph inputs; ``lens`` (sequence_lens) as an initializer."""
+    gates = {"RNN": 1, "GRU": 3, "LSTM": 4}[kind]
+    dirs = 2 if direction == "bidirectional" else 1
+    w = lambda *s: f32(*s, low=-0.6, high=0.6)  # noqa: E731  (weights that do not saturate)
+    x = f32(batch, seq, inp) if layout else f32(seq, batch, inp)
+    state = (lambda: f32(batch, dirs, hidden)) if layout else (lambda: f32(dirs, batch, hidden))
+    ins = [x, w(dirs, gates * hidden, inp), w(dirs, gates * hidden, hidden), w(dirs, 2 * gates * hidden),
+           None if lens is None else np.array(lens, np.int32), state() if initial else None,
+           state() if initial and kind == "LSTM" else None,
+           w(dirs, 3 * hidden) if peepholes else None]
+    ins = ins[:8 if kind == "LSTM" else 6]
+    while ins[-1] is None:
+        ins.pop()
+    a = {"hidden_size": hidden, "direction": direction, **(attrs or {})}
+    if layout:
+        a["layout"] = layout
+    return node(cid, kind, ins, a, opset=opset, consts=(1, 2, 3, 4, 7), n_out=3 if kind == "LSTM" else 2)
+
+
+def recurrent_cases() -> list[Case]:
+    """RNN, GRU and LSTM at 1, 2 and 100 steps, both directions (one step is computed directly,
+    longer sequences run as a MAX while loop). onnxruntime has no ``layout=1`` recurrences; the
+    conformance sample's ``test_gru_batchwise`` covers it against the ONNX suite's outputs."""
+    return [
+        _rnn_case("LSTM-seq1", "LSTM", 1),
+        _rnn_case("LSTM-seq2-reverse", "LSTM", 2, "reverse"),
+        _rnn_case("LSTM-seq100", "LSTM", 100),
+        _rnn_case("LSTM-seq100-bidirectional-peepholes", "LSTM", 100, "bidirectional", peepholes=True),
+        _rnn_case("LSTM-seq7-bidirectional-lens", "LSTM", 7, "bidirectional", lens=[7, 3]),
+        _rnn_case("LSTM-seq5-no-initial-state-input-forget-clip", "LSTM", 5, initial=False,
+                  attrs={"input_forget": 1, "clip": 0.8}),
+        _rnn_case("GRU-seq1-bidirectional", "GRU", 1, "bidirectional"),
+        _rnn_case("GRU-seq2-reverse-linear-before-reset", "GRU", 2, "reverse",
+                  attrs={"linear_before_reset": 1}),
+        _rnn_case("GRU-seq100", "GRU", 100),
+        _rnn_case("GRU-seq100-bidirectional-lens", "GRU", 100, "bidirectional", lens=[100, 37]),
+        _rnn_case("RNN-seq1", "RNN", 1),
+        _rnn_case("RNN-seq2-bidirectional-relu", "RNN", 2, "bidirectional",
+                  attrs={"activations": ["Relu", "Tanh"]}),
+        _rnn_case("RNN-seq100-reverse", "RNN", 100, "reverse"),
+    ]
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
     "nn": nn_cases,
     "shape": shape_cases,
     "edge": edge_cases,
+    "recurrent": recurrent_cases,
 }

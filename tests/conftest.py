@@ -105,7 +105,7 @@ def converted():
 # the zoo first made the run slower: its kernels were compiled while the other worker needed
 # the same ones.)
 _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b",
-                "edge": "ops-b"}
+                "edge": "ops-b", "recurrent": "ops-a"}
 _ORDER = ["ops-b", "ops-a", "test_zoo", "conformance-0", "conformance-1", "test_predecessor",
           "test_fuzz"]
 

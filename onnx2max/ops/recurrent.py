@@ -1,7 +1,8 @@
 """Recurrent layers: RNN, GRU and LSTM (ONNX sections of the same names).
 
-The sequence length is static, so the recurrence is unrolled: one step of matmuls and
-activations per time step, in both directions for ``bidirectional``. Supported: ``layout`` 0
+The input projection ``X W^T + Wb`` of every time step is one matmul; the recurrence then runs
+as one MAX ``ops.while_loop`` per direction, whose body (one cell step) MAX compiles once
+whatever the sequence length. A one-step sequence is computed directly. Supported: ``layout`` 0
 and 1, ``initial_h`` (and ``initial_c``, peepholes ``P`` for LSTM), ``activations`` with their
 ``activation_alpha``/``activation_beta``, ``clip``, ``input_forget`` (LSTM),
 ``linear_before_reset`` (GRU), and ``sequence_lens`` known at conversion (steps past a
@@ -12,7 +13,10 @@ Gate order in ``W``, ``R`` and ``B``: RNN ``i``; GRU ``z, r, h``; LSTM ``i, o, f
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+from max.dtype import DType
 from max.graph import TensorValue, ops
 
 from ..lower import make_constant
@@ -105,37 +109,37 @@ def _recurrent(ctx, kind: str):
         cv = make_constant(float(clip), x.device, x.dtype)
         return ops.min(ops.max(v, -cv), cv)
 
+    one = make_constant(1.0, x.device, x.dtype)
     ys, hs, cs = [], [], []
     for d, dname in enumerate(dirs):
         f, g, hact = (acts[d * per:(d + 1) * per] + [None, None])[:3]
         wd = ops.permute(w[d], [1, 0])  # (in, gates*hidden)
-        rd = r[d]  # (gates*hidden, hidden)
+        rt = ops.permute(r[d], [1, 0])  # (hidden, gates*hidden), once, outside the time loop
         wb = b[d][: ngates * hidden] if b is not None else None
         rb = b[d][ngates * hidden:] if b is not None else None
+        peep = [p[d][k * hidden:(k + 1) * hidden] for k in range(3)] if p is not None else None
         h = h0[d] if h0 is not None else zeros
-        c = c0[d] if c0 is not None else zeros
+        c = (c0[d] if c0 is not None else zeros) if kind == "LSTM" else None
         xw = ops.matmul(ops.reshape(x, [seq * batch, int(x.shape[2])]), wd)
         if wb is not None:
             xw = xw + wb
         xw = ops.reshape(xw, [seq, batch, ngates * hidden])
-        steps = range(seq) if dname == "forward" else range(seq - 1, -1, -1)
-        outs = [None] * seq
-        for t in steps:
-            xt = xw[t]
+
+        def step(xt, h, c, live, f=f, g=g, hact=hact, rt=rt, rb=rb, peep=peep):
+            """One time step: ``(output, h, c)`` from the input projection ``xt``."""
             if kind == "RNN":
-                hr = ops.matmul(h, ops.permute(rd, [1, 0]))
+                hr = ops.matmul(h, rt)
                 if rb is not None:
                     hr = hr + rb
                 h_new, c_new = f(cl(xt + hr)), None
             elif kind == "GRU":
-                rz = ops.permute(rd[: 2 * hidden], [1, 0])
-                hz = ops.matmul(h, rz)
+                hz = ops.matmul(h, rt[:, : 2 * hidden])
                 if rb is not None:
                     hz = hz + rb[: 2 * hidden]
                 gates = xt[:, : 2 * hidden] + hz
                 z = f(cl(gates[:, :hidden]))
                 rr = f(cl(gates[:, hidden:]))
-                rh = ops.permute(rd[2 * hidden:], [1, 0])
+                rh = rt[:, 2 * hidden:]
                 rbh = rb[2 * hidden:] if rb is not None else None
                 if lbr:
                     hh = ops.matmul(h, rh)
@@ -147,47 +151,90 @@ def _recurrent(ctx, kind: str):
                     if rbh is not None:
                         hh = hh + rbh
                     cand = g(cl(xt[:, 2 * hidden:] + hh))
-                one = make_constant(1.0, x.device, x.dtype)
                 h_new, c_new = (one - z) * cand + z * h, None
             else:  # LSTM: gates i, o, f, c
-                gates = xt + ops.matmul(h, ops.permute(rd, [1, 0]))
+                gates = xt + ops.matmul(h, rt)
                 if rb is not None:
                     gates = gates + rb
                 gi, go, gf, gc = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
-                if p is not None:
-                    pi, po, pf = (p[d][k * hidden:(k + 1) * hidden] for k in range(3))
-                    gi = gi + pi * c
-                    gf = gf + pf * c
+                if peep is not None:
+                    gi = gi + peep[0] * c
+                    gf = gf + peep[2] * c
                 i_t = f(cl(gi))
-                f_t = (make_constant(1.0, x.device, x.dtype) - i_t) if input_forget else f(cl(gf))
+                f_t = (one - i_t) if input_forget else f(cl(gf))
                 c_new = f_t * c + i_t * g(cl(gc))
-                if p is not None:
-                    go = go + po * c_new
+                if peep is not None:
+                    go = go + peep[1] * c_new
                 o_t = f(cl(go))
                 h_new = o_t * hact(c_new)
-            if lens is not None:  # steps past a sequence's end keep its state, output zeros
-                live = make_constant((t < lens).reshape(batch, 1), x.device)
-                out = ops.where(live, h_new, zeros)
-                h_new = ops.where(live, h_new, h)
-                if c_new is not None:
-                    c_new = ops.where(live, c_new, c)
-            else:
-                out = h_new
-            outs[t] = out
-            h = h_new
-            if c_new is not None:
-                c = c_new
-        ys.append(ops.stack(outs, axis=0))  # (seq, batch, hidden)
+            if live is None:
+                return h_new, h_new, c_new
+            # steps past a sequence's end keep its state and output zeros
+            return (ops.where(live, h_new, zeros), ops.where(live, h_new, h),
+                    None if c_new is None else ops.where(live, c_new, c))
+
+        if seq <= _UNROLL_MAX_STEPS or _unroll_forced():
+            y, h, c = _unrolled(step, xw, h, c, seq, batch, lens, dname == "reverse", x)
+        else:
+            y, h, c = _looped(step, xw, h, c, seq, batch, hidden, lens, dname == "reverse", x)
+        ys.append(y)  # (seq, batch, hidden)
         hs.append(h)
         cs.append(c)
     y = ops.stack(ys, axis=1)  # (seq, dirs, batch, hidden)
     yh = ops.stack(hs, axis=0)
-    yc = ops.stack(cs, axis=0)
+    yc = ops.stack(cs, axis=0) if kind == "LSTM" else None
     if layout == 1:
         y = ops.permute(y, [2, 0, 1, 3])
         yh = ops.permute(yh, [1, 0, 2])
-        yc = ops.permute(yc, [1, 0, 2])
+        yc = ops.permute(yc, [1, 0, 2]) if yc is not None else None
     return (y, yh, yc) if kind == "LSTM" else (y, yh)
+
+
+#: sequences of at most this many steps are unrolled; longer ones run as one ``ops.while_loop``
+#: whose body MAX compiles once (see docs/performance.md for the compile times of both)
+_UNROLL_MAX_STEPS = 1
+
+
+def _unroll_forced() -> bool:
+    """``ONNX2MAX_UNROLL_RNN=1`` unrolls every sequence: the old lowering, for comparison."""
+    return os.environ.get("ONNX2MAX_UNROLL_RNN", "") not in ("", "0")
+
+
+def _unrolled(step, xw, h, c, seq, batch, lens, reverse, like):
+    outs = [None] * seq
+    for t in (range(seq - 1, -1, -1) if reverse else range(seq)):
+        live = None if lens is None else make_constant((t < lens).reshape(batch, 1), like.device)
+        outs[t], h, c = step(xw[t], h, c, live)
+    return ops.stack(outs, axis=0), h, c
+
+
+def _looped(step, xw, h, c, seq, batch, hidden, lens, reverse, like):
+    """The recurrence as ``ops.while_loop`` over ``t = 0 .. seq-1``: the carried values are
+    ``t``, ``h``, (``c``) and the output ``Y`` (seq, batch, hidden), whose row ``t`` (or
+    ``seq-1-t`` in reverse) each step writes with a ``where`` against an iota."""
+    dev = like.device
+    i64 = DType.int64
+    last = ops.constant(seq - 1, i64, device=dev)
+    iota = ops.constant(np.arange(seq, dtype=np.int64).reshape(seq, 1, 1), i64, device=dev)
+    lens_c = None if lens is None else ops.constant(lens.reshape(batch, 1), i64, device=dev)
+    y0 = make_constant(np.zeros((seq, batch, hidden)), dev, like.dtype)
+    has_c = c is not None
+
+    def pred(t, *_):
+        return t <= last
+
+    def body(t, *vals):
+        h, y = vals[0], vals[-1]
+        cc = vals[1] if has_c else None
+        idx = last - t if reverse else t
+        xt = ops.squeeze(ops.gather(xw, ops.reshape(idx, [1]), axis=0), 0)
+        live = None if lens_c is None else ops.greater(lens_c, idx)
+        out, h, cc = step(xt, h, cc, live)
+        y = ops.where(ops.equal(iota, idx), ops.unsqueeze(out, 0), y)
+        return [t + ops.constant(1, i64, device=dev), h] + ([cc] if has_c else []) + [y]
+
+    res = ops.while_loop([ops.constant(0, i64, device=dev), h] + ([c] if has_c else []) + [y0], pred, body)
+    return res[-1], res[1], (res[2] if has_c else None)
 
 
 @converter("RNN", since=1)
