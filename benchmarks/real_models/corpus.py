@@ -322,9 +322,9 @@ def run(entries: list[dict], timeout: float, warm: bool, log=print) -> dict:
     import onnxruntime as ort
 
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"models": {}}
-    commit = _commit()
     for e in entries:
-        base = {"name": e["name"], "commit": commit,
+        # per model: the child imports the working tree as it is when the child starts
+        base = {"name": e["name"], "commit": _commit(),
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "load_before": os.getloadavg()[0], "cold": not warm,
                 "versions": {"max": max_pkg.__version__ if hasattr(max_pkg, "__version__") else _dist("max"),
