@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import onnx
 
@@ -22,6 +22,7 @@ def from_onnx(
     *,
     device="cpu",
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    constant_inputs: Mapping[str, Any] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
     profile: bool = False,
@@ -38,6 +39,11 @@ def from_onnx(
             ``InferenceSession`` takes it).
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or a MAX ``DeviceRef``.
         input_shapes: ``{input name: shape}`` fixing symbolic dims, e.g. ``{"x": (1, 3, 224, 224)}``.
+        constant_inputs: ``{input name: value}`` binding graph inputs to values at conversion,
+            e.g. ``{"sr": np.array(16000)}``: configuration inputs (a sample rate, a mode flag,
+            a size). They are folded like initializers (an ``If`` on them is resolved) and are
+            no longer inputs of the compiled model. numpy values must have the input's dtype;
+            Python scalars and lists are converted to it.
         cache_dir: folder of the compile cache; default ``$ONNX2MAX_CACHE_DIR`` or
             ``~/.cache/onnx2max``; ``False`` disables caching.
         progress: show compile progress on stderr; default: when stderr is a terminal.
@@ -52,15 +58,16 @@ def from_onnx(
         ModelLoadError: the file cannot be read or is not ONNX.
         InvalidModelError: the checker rejects the model, or symbolic dims are left unresolved
             (the message names each one and shows the ``input_shapes`` to pass).
-        InputError: ``input_shapes`` names unknown inputs or contradicts the model.
+        InputError: ``input_shapes`` or ``constant_inputs`` names unknown inputs or
+            contradicts the model's declared types.
         UnsupportedOpError: lists every node whose (domain, op type, opset) has no converter.
         ConversionError: a node uses an attribute value or dynamic input that MAX cannot take.
         DeviceError: the device does not exist on this machine.
         CompileError: MAX failed to compile the graph.
     """
     return from_onnx_many(
-        [model], device=device, input_shapes=[input_shapes], cache_dir=cache_dir, progress=progress,
-        profile=profile,
+        [model], device=device, input_shapes=[input_shapes], constant_inputs=[constant_inputs],
+        cache_dir=cache_dir, progress=progress, profile=profile,
     )[0]
 
 
@@ -69,6 +76,7 @@ def from_onnx_many(
     *,
     device="cpu",
     input_shapes: Sequence[Mapping[str, Sequence[int]] | None] | None = None,
+    constant_inputs: Sequence[Mapping[str, Any] | None] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
     profile: bool = False,
@@ -76,8 +84,8 @@ def from_onnx_many(
     """Translate several ONNX models and compile them together in one MAX compile.
 
     MAX pays about 30 s of fixed work per compile, so compiling N models together costs far
-    less than N compiles. Arguments are as for :func:`from_onnx`; ``input_shapes`` is one entry
-    per model (or ``None``). Every model is checked before anything is compiled.
+    less than N compiles. Arguments are as for :func:`from_onnx`; ``input_shapes`` and
+    ``constant_inputs`` are one entry per model (or ``None``). Every model is checked before anything is compiled.
 
     Returns:
         One :class:`~onnx2max.model.CompiledModel` per model, in order; they share one
@@ -88,13 +96,16 @@ def from_onnx_many(
     shapes = list(input_shapes) if input_shapes is not None else [None] * len(models)
     if len(shapes) != len(models):
         raise ValueError(f"{len(models)} models but {len(shapes)} input_shapes entries")
+    consts = list(constant_inputs) if constant_inputs is not None else [None] * len(models)
+    if len(consts) != len(models):
+        raise ValueError(f"{len(models)} models but {len(consts)} constant_inputs entries")
     stats = ConversionStats()
     prepared = []
-    for m, s in zip(models, shapes):
+    for m, s, c in zip(models, shapes, consts):
         t0 = time.monotonic()
         proto, source = load_model(m)
         t1 = time.monotonic()
-        prepared.append(prepare(proto, source, s))
+        prepared.append(prepare(proto, source, s, c))
         stats.load_s += t1 - t0
         stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"

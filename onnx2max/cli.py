@@ -40,6 +40,41 @@ def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _parse_consts(items: tuple[str, ...]) -> dict:
+    """``--const NAME=VALUE``: a number, comma-separated numbers (a 1-D list) or a .npy file."""
+    consts = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name or not text:
+            raise click.BadParameter(f"'{item}': expected NAME=VALUE", param_hint="--const")
+        if text.endswith(".npy"):
+            try:
+                consts[name] = np.load(text, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise click.BadParameter(f"'{text}': cannot read it as a .npy array: {e}",
+                                         param_hint="--const") from None
+            continue
+        parts = text.split(",")
+        try:
+            nums = [int(p) if p.strip().lstrip("+-").isdigit() else float(p) for p in parts]
+        except ValueError:
+            raise click.BadParameter(f"'{item}': VALUE must be numbers (1 or 1,2,3) or a .npy file",
+                                     param_hint="--const") from None
+        consts[name] = nums if len(parts) > 1 else nums[0]
+    return consts
+
+
+def _declared(path, consts: dict) -> dict[str, np.ndarray]:
+    """``consts`` as arrays of their graph inputs' declared dtypes (for onnxruntime's feed)."""
+    import onnx
+
+    from . import dtypes
+
+    types = {i.name: i.type.tensor_type.elem_type for i in onnx.load(str(path), load_external_data=False).graph.input}
+    return {k: np.asarray(v, dtype=dtypes.to_numpy(types[k])) if not isinstance(v, np.ndarray) else v
+            for k, v in consts.items() if k in types}
+
+
 def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndarray]:
     from .compare import random_feeds
 
@@ -56,7 +91,7 @@ def _check_input_names(model, given: dict) -> None:
         )
 
 
-def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, profile=False):
+def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, profile=False, consts=None):
     from . import from_onnx
     from .bundled import resolve_model
 
@@ -82,6 +117,7 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, pr
         path,
         device=device,
         input_shapes=_parse_shapes(input_shape),
+        constant_inputs=consts or None,
         cache_dir=False if no_cache else cache_dir,
         profile=profile,
     )
@@ -94,6 +130,9 @@ def _common(f):
     f = click.option("--device", default="cpu", show_default=True, help="cpu, gpu or gpu:N")(f)
     f = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D0,D1,...",
                      help="fix the shape of a graph input with symbolic dims (repeatable)")(f)
+    f = click.option("--const", "consts", multiple=True, metavar="NAME=VALUE",
+                     help="fix a graph input to a value at conversion: a number, 1,2,3 or a .npy "
+                          "file (repeatable); e.g. a sample rate")(f)
     f = click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
                      help="an input array from a .npy file (repeatable); others are random")(f)
     f = click.option("--ones", is_flag=True, help="all-ones inputs instead of random ones")(f)
@@ -123,14 +162,15 @@ def main():
 @main.command()
 @click.argument("model")
 @_common
-def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile):
+def run(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile):
     """Convert MODEL, run it once and print a summary of each output."""
     from rich.console import Console
     from rich.table import Table
 
     given = _parse_inputs(inputs)
     try:
-        _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile)
+        _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile,
+                            _parse_consts(consts))
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         t0 = time.monotonic()
@@ -159,8 +199,8 @@ def run(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, pro
 @click.option("--save-repro", "save_repro", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="with --bisect (implied): write the first diverging node as a one-node model "
                    "with its inputs into DIR")
-def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, profile, atol, rtol,
-          bisect, save_repro):
+def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile, atol,
+          rtol, bisect, save_repro):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
     Exits with status 1 when an output differs by more than atol + rtol * |reference|.
@@ -178,18 +218,20 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, p
             "check needs onnxruntime: pip install 'onnx2max[check]' (or pip install onnxruntime)"
         ) from None
     given = _parse_inputs(inputs)
+    const_values = _parse_consts(consts)
     if bisect or save_repro:
-        _bisect(model, device, input_shape, given, ones, seed, cache_dir, no_cache, atol, rtol, save_repro)
+        _bisect(model, device, input_shape, const_values, given, ones, seed, cache_dir, no_cache, atol,
+                rtol, save_repro)
         return
     try:
-        path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile)
+        path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile, const_values)
         _check_input_names(m, given)
         feeds = _make_inputs(m, given, seed, ones)
         got = m.run(None, feeds)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    want = sess.run([s.name for s in m.outputs], feeds)
+    want = sess.run([s.name for s in m.outputs], {**feeds, **_declared(path, const_values)})
     table = Table(title=f"MAX vs onnxruntime {ort.__version__}",
                   caption=f"ok: every element within atol + rtol * |onnxruntime| (atol {atol:g}, "
                           f"rtol {rtol:g}); the max errors may come from different elements")
@@ -218,7 +260,8 @@ def check(model, device, input_shape, inputs, ones, seed, cache_dir, no_cache, p
         sys.exit(1)
 
 
-def _bisect(model, device, input_shape, given, ones, seed, cache_dir, no_cache, atol, rtol, save_repro):
+def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_dir, no_cache, atol, rtol,
+            save_repro):
     from rich.console import Console
     from rich.table import Table
 
@@ -230,7 +273,8 @@ def _bisect(model, device, input_shape, given, ones, seed, cache_dir, no_cache, 
     except FileNotFoundError as e:
         raise click.ClickException(str(e)) from None
     try:
-        c = compare(path, given, input_shapes=_parse_shapes(input_shape), atol=atol, rtol=rtol,
+        c = compare(path, given, input_shapes=_parse_shapes(input_shape),
+                    constant_inputs=_declared(path, const_values) or None, atol=atol, rtol=rtol,
                     seed=seed, ones=ones, device=device, cache_dir=False if no_cache else cache_dir)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None

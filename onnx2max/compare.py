@@ -229,6 +229,7 @@ def compare(
     feeds: Mapping[str, np.ndarray] | None = None,
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    constant_inputs: Mapping[str, Any] | None = None,
     atol: float = 1e-4,
     rtol: float = 1e-3,
     seed: int = 0,
@@ -248,6 +249,7 @@ def compare(
         model: as for :func:`onnx2max.from_onnx`.
         feeds: ``{input name: array}``; inputs not given get seeded random values
             (:func:`random_feeds`). Their shapes fix symbolic dims unless ``input_shapes`` does.
+        constant_inputs: as for :func:`onnx2max.from_onnx`; onnxruntime is fed the same values.
         atol, rtol: an element matches when ``|max - ort| <= atol + rtol * |ort|``.
         seed: seed of the random inputs; ``ones``: all-ones inputs instead.
         device, cache_dir, progress: as for :func:`onnx2max.from_onnx`.
@@ -277,8 +279,12 @@ def compare(
     shapes = dict(input_shapes or {})
     for k, v in feeds.items():
         shapes.setdefault(k, np.shape(v))
-    p = prepare(proto, source, {k: v for k, v in shapes.items() if k in runtime} or None)
-    feeds = random_feeds(p.inputs, seed, ones, given=feeds, skip=list(p.defaults))
+    consts = dict(constant_inputs or {})
+    p = prepare(proto, source, {k: v for k, v in shapes.items() if k in runtime and k not in consts} or None,
+                consts)
+    bound = {k: p.values[k] for k in consts}
+    feeds = random_feeds(p.inputs, seed, ones, given={k: v for k, v in feeds.items() if k not in consts},
+                         skip=list(p.defaults))
 
     present = {o.name for o in proto.graph.output}
     extra, skipped = [], {}
@@ -300,9 +306,9 @@ def compare(
 
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    want = dict(zip(names, sess.run(names, feeds)))
-    compiled = from_onnx(blob, device=device, input_shapes=shapes or None, cache_dir=cache_dir,
-                         progress=progress)
+    want = dict(zip(names, sess.run(names, {**feeds, **bound})))
+    compiled = from_onnx(blob, device=device, input_shapes={k: v for k, v in shapes.items() if k not in consts}
+                         or None, constant_inputs=consts or None, cache_dir=cache_dir, progress=progress)
     got = dict(zip([s.name for s in compiled.outputs], compiled.run(None, feeds)))
 
     rows = []

@@ -143,19 +143,9 @@ def _run_case(case, model) -> tuple[str, str]:
 
 def _upstream_inputs(model: onnx.ModelProto, value: str) -> list[str]:
     """Graph inputs that ``value`` is computed from."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    inputs = {i.name for i in model.graph.input}
-    seen, stack, found = set(), [value], []
-    while stack:
-        v = stack.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        if v in inputs:
-            found.append(v)
-        elif v in producer:
-            stack.extend(i for i in producer[v].input if i)
-    return found
+    from .prepare import upstream_graph_inputs
+
+    return upstream_graph_inputs(model.graph.node, {i.name for i in model.graph.input}, value)
 
 
 def _freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:

@@ -222,12 +222,32 @@ class NodeContext:
                 err = self.error(
                     f"input {i} ('{name}') must be known at conversion time (an initializer, a "
                     "Constant, or computed from static shapes), but it is computed at run time"
+                    + self.constant_inputs_hint(name)
                 )
                 err.needs_value = name
                 raise err
             return None
         self._l.lowered.consumed.add(name)
         return e.const
+
+    def graph_inputs_behind(self, name: str) -> list[str]:
+        """The runtime graph inputs whose values ``name`` depends on (through the prepared
+        main graph), sorted."""
+        from .prepare import upstream_graph_inputs
+
+        p = self._l.p
+        return upstream_graph_inputs(p.nodes, {s.name for s in p.inputs}, name)
+
+    def constant_inputs_hint(self, name: str) -> str:
+        """A sentence naming the graph inputs behind ``name`` and the ``constant_inputs`` that
+        would fix them at conversion; empty when no graph input is behind it."""
+        behind = self.graph_inputs_behind(name)
+        if not behind:
+            return ""
+        example = ", ".join(f"'{n}': VALUE" for n in behind)
+        return (f". It depends on graph input(s) {behind}: if they are configuration values, "
+                f"fix them at conversion with constant_inputs={{{example}}} "
+                f"(CLI: --const NAME=VALUE)")
 
     def shape(self, i: int) -> tuple[int, ...]:
         """Static shape of input ``i`` in ONNX (channels-first) layout."""

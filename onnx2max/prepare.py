@@ -15,7 +15,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -112,6 +112,45 @@ def _value_info_shape(vi: onnx.ValueInfoProto) -> tuple[int, tuple | None]:
 
 def _is_static(shape) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+def _constant_inputs(runtime_vis, given, input_shapes, source: str) -> dict[str, np.ndarray]:
+    """Check ``constant_inputs`` against the graph inputs and return them as arrays.
+
+    numpy arrays and numpy scalars must have the input's declared dtype (they are never cast,
+    as in :meth:`CompiledModel.run`); Python scalars and lists are converted to it. The shape
+    must have the declared rank and agree with every static dim."""
+    if not given:
+        return {}
+    by_name = {vi.name: vi for vi in runtime_vis}
+    unknown = [n for n in given if n not in by_name]
+    if unknown:
+        raise InputError(f"{source}: constant_inputs names {unknown}, which are not graph inputs; "
+                         f"the graph inputs are {list(by_name)}")
+    both = [n for n in given if n in (input_shapes or {})]
+    if both:
+        raise InputError(f"{source}: {both} are in both constant_inputs and input_shapes; a "
+                         "constant input's shape is its value's")
+    out = {}
+    for name, value in given.items():
+        elem, shape = _value_info_shape(by_name[name])
+        want = dtypes.to_numpy(elem)
+        if isinstance(value, (np.ndarray, np.generic)):
+            arr = np.asarray(value)
+            if arr.dtype != want:
+                raise InputError(f"{source}: constant_inputs['{name}'] has dtype {arr.dtype}, but "
+                                 f"the model declares {want}; pass np.asarray(value, np.{want})")
+        else:
+            try:
+                arr = np.asarray(value, dtype=want)
+            except (TypeError, ValueError) as e:
+                raise InputError(f"{source}: constant_inputs['{name}'] cannot be read as {want}: {e}") from None
+        if shape is not None and (len(shape) != arr.ndim or any(
+                isinstance(d, int) and d != a for d, a in zip(shape, arr.shape))):
+            raise InputError(f"{source}: constant_inputs['{name}'] has shape {arr.shape}, but the "
+                             f"model declares {tuple(d if isinstance(d, int) else '?' for d in shape)}")
+        out[name] = np.ascontiguousarray(arr) if arr.ndim else arr
+    return out
 
 
 def _resolve_inputs(
@@ -470,6 +509,7 @@ def prepare(
     proto: onnx.ModelProto,
     source: str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    constant_inputs: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """Fix input shapes, infer shapes and fold constant subgraphs.
 
@@ -477,6 +517,9 @@ def prepare(
         proto: a checked ``ModelProto`` (see :func:`onnx2max.load.load_model`).
         source: file path or label used in messages.
         input_shapes: ``{input_name: shape}`` fixing symbolic dims of graph inputs.
+        constant_inputs: ``{input_name: value}`` binding graph inputs to values at
+            conversion (configuration inputs: a sample rate, a flag, a size). They stop being
+            inputs of the compiled model and are folded like initializers.
 
     Returns:
         A :class:`Prepared` model.
@@ -484,7 +527,9 @@ def prepare(
     Raises:
         InvalidModelError: no default-domain opset import, symbolic dims left unresolved,
             shape inference errors, unreadable initializers.
-        InputError: ``input_shapes`` names an unknown input or contradicts the model.
+        InputError: ``input_shapes`` names an unknown input or contradicts the model;
+            ``constant_inputs`` names an unknown input or gives a value of another dtype or
+            shape than the input's declared type.
     """
     if proto.functions:  # model-local functions (the dynamo exporter emits them): inline them
         try:
@@ -505,6 +550,8 @@ def prepare(
     runtime_vis = [
         vi for vi in g.input if vi.name not in init_names or overridable
     ]
+    bound = _constant_inputs(runtime_vis, constant_inputs, input_shapes, source)
+    runtime_vis = [vi for vi in runtime_vis if vi.name not in bound]
     inputs = _resolve_inputs(g, runtime_vis, input_shapes, source)
     input_names = {s.name for s in inputs}
 
@@ -522,6 +569,7 @@ def prepare(
             defaults[t.name] = arr
         else:
             values[t.name] = arr
+    values.update(bound)  # over an initializer default of the same name
     for s in inputs:
         if s.name in defaults and tuple(defaults[s.name].shape) != s.shape:
             raise InvalidModelError(
@@ -719,6 +767,23 @@ def _all_inputs(node: onnx.NodeProto) -> list[str]:
                 names.extend(_all_inputs(n))
             names.extend(o.name for o in sg.output)
     return names
+
+
+def upstream_graph_inputs(nodes: Sequence[onnx.NodeProto], graph_inputs: set[str], value: str) -> list[str]:
+    """The names in ``graph_inputs`` that ``value`` is computed from through ``nodes``
+    (inputs read by subgraphs included), sorted."""
+    producer = {o: n for n in nodes for o in n.output if o}
+    seen, stack, found = set(), [value], set()
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in graph_inputs:
+            found.add(v)
+        elif v in producer:
+            stack.extend(i for i in _all_inputs(producer[v]) if i)
+    return sorted(found)
 
 
 def _static_shape(name: str, values, types) -> tuple[int, ...] | None:

@@ -31,7 +31,8 @@ def if_(ctx):
         t = ctx.expected_output(k)
         if t is None or t[1] is None or not all(isinstance(d, int) for d in t[1]):
             raise ctx.error(f"output {k} has no static shape (the branches may differ); MAX's "
-                            "conditional needs one shape for both branches")
+                            "conditional needs one shape for both branches"
+                            + ctx.constant_inputs_hint(ctx.input_name(0)))
         types.append(TensorType(dtypes.to_max(t[0]), list(t[1]), ctx.device))
     cond = ctx.input(0)
     if cond.rank:

@@ -1,0 +1,85 @@
+"""``constant_inputs`` / ``--const``: graph inputs bound to values at conversion.
+
+The typical model: an ``If`` on a sample-rate input whose branches give outputs of different
+shapes (MAX's conditional needs one shape), which only converts once the input is fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import assert_matches, ort_run
+from onnx import TensorProto, helper
+
+import onnx2max
+from onnx2max.cli import main
+from onnx2max.prepare import prepare
+
+
+def _sr_model() -> onnx.ModelProto:
+    """y = x * 2 (shape [4]) when sr == 16000, else Concat(x, x) (shape [8])."""
+    then_g = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["t"])], "then", [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [4])],
+        initializer=[helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])])
+    else_g = helper.make_graph(
+        [helper.make_node("Concat", ["x", "x"], ["e"], axis=0)], "else", [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, [8])])
+    nodes = [helper.make_node("Equal", ["sr", "k16"], ["is16"]),
+             helper.make_node("If", ["is16"], ["y"], name="pick_rate", then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(
+        nodes, "sr", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
+                      helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])],
+        initializer=[helper.make_tensor("k16", TensorProto.INT64, [], [16000])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+X = np.array([1.0, -2.0, 3.5, 0.25], np.float32)
+
+
+def test_if_on_a_fixed_input_converts_and_matches_onnxruntime(tmp_path):
+    m = _sr_model()
+    model = onnx2max.from_onnx(m, constant_inputs={"sr": np.array(16000)}, progress=False)
+    assert [s.name for s in model.inputs] == ["x"]  # sr is no longer an input
+    (want,) = ort_run(m, {"x": X, "sr": np.array(16000)})
+    (got,) = model.run(None, {"x": X})
+    assert want.shape == (4,)
+    assert_matches(got, want, "If with sr=16000")
+    # the CLI's --const: the same graph, served by the compile cache; exit 0 means it matched
+    path = tmp_path / "sr.onnx"
+    onnx.save(m, path)
+    res = CliRunner().invoke(main, ["check", str(path), "--const", "sr=16000"])
+    assert res.exit_code == 0, res.output
+    assert "ok" in res.output
+
+
+def test_other_value_folds_to_the_other_branch():
+    """No compile: the branch taken for 8000 has the Concat, shaped as onnxruntime's output."""
+    m = _sr_model()
+    (want,) = ort_run(m, {"x": X, "sr": np.array(8000)})
+    p = prepare(m, "sr", constant_inputs={"sr": 8000})
+    assert [n.op_type for n in p.nodes if n.op_type != "Identity"] == ["Concat"]
+    assert p.types["y"][1] == want.shape == (8,)
+
+
+def test_without_the_value_the_error_names_the_input():
+    with pytest.raises(onnx2max.ConversionError) as e:
+        onnx2max.from_onnx(_sr_model(), progress=False)
+    msg = str(e.value)
+    assert "pick_rate" in msg and "['sr']" in msg and "constant_inputs={'sr': VALUE}" in msg
+
+
+@pytest.mark.parametrize("consts, match", [
+    ({"rate": 16000}, r"constant_inputs names \['rate'\], which are not graph inputs"),
+    ({"sr": np.array(16000, np.int32)}, r"has dtype int32, but the model declares int64"),
+    ({"sr": [16000, 8000]}, r"has shape \(2,\), but the model declares \(\)"),
+    ({"sr": "fast"}, r"cannot be read as int64"),
+])
+def test_bad_constant_inputs_are_typed_errors(consts, match):
+    with pytest.raises(onnx2max.InputError, match=match):
+        onnx2max.from_onnx(_sr_model(), constant_inputs=consts, progress=False)
