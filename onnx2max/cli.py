@@ -308,6 +308,104 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
     sys.exit(1)
 
 
+@main.command()
+@click.argument("model")
+@_common
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(min=1),
+              help="timed calls per engine, at most")
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="untimed calls first")
+@click.option("--max-seconds", default=20.0, show_default=True, type=click.FloatRange(min=0),
+              help="stop timing after this long (at least 5 calls each)")
+@click.option("--no-overhead", is_flag=True, help="skip the per-call overhead of a one-op model")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the figures as JSON")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="write a bar chart (PNG; needs matplotlib: pip install 'onnx2max[plot]')")
+def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile, runs, warmup,
+          max_seconds, no_overhead, json_path, plot_path):
+    """Time MODEL on MAX against onnxruntime (and torch eager for a zoo model), interleaved.
+
+    MODEL is a path, a bundled model, or a zoo model (mlp, small_cnn, resnet18, mobilenet_v2,
+    transformer_encoder, gpt: exported from torch, which is then timed too). Prints the median,
+    p90 and min latency in ms, throughput and MAX/onnxruntime ratio, and the per-call overhead of
+    `run` on a one-op model.
+    """
+    import json
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import bench as b
+
+    given = _parse_inputs(inputs)
+    torch_module = torch_inputs = None
+    with tempfile.TemporaryDirectory() as tmp:
+        model_arg = model
+        zoo = _zoo_model(model)
+        if zoo is not None:
+            torch_module, torch_inputs, model_arg = zoo[0], zoo[1], str(_export_zoo(zoo, model, Path(tmp)))
+            given = {**{f"input_{i}": t.numpy() for i, t in enumerate(torch_inputs)}, **given}
+        const_values = _parse_consts(consts)
+        try:
+            path, m = _convert(model_arg, device, input_shape, cache_dir, no_cache, given, profile, const_values)
+            _check_input_names(m, given)
+            feeds = _make_inputs(m, given, seed, ones)
+            res = b.bench(path, m, feeds, ort_feeds={**feeds, **_declared(path, const_values)},
+                          torch_module=torch_module, torch_inputs=torch_inputs, warmup=warmup, runs=runs,
+                          max_seconds=max_seconds, label=model)
+            if not no_overhead:
+                res.overhead = b.call_overhead(cache_dir=False if no_cache else cache_dir)
+        except Onnx2MaxError as e:
+            raise click.ClickException(f"{type(e).__name__}: {e}") from None
+    con = Console()
+    table = Table(title=f"{model}: batch {res.batch}, {res.timings[0].runs} interleaved runs each "
+                        f"(load average {res.machine['load_avg']} before)")
+    for col in ("engine", "median ms", "p90 ms", "min ms", "samples/s", "vs onnxruntime"):
+        table.add_column(col)
+    ort_med = res.timings[1].median_ms
+    for t in res.timings:
+        table.add_row(t.engine, f"{t.median_ms:.3f}", f"{t.p90_ms:.3f}", f"{t.min_ms:.3f}",
+                      f"{t.throughput:.1f}", f"{t.median_ms / ort_med:.2f}x")
+    con.print(table)
+    if res.overhead:
+        o = Table(title="per-call overhead of run (one-op model y = x + 1)")
+        for col in ("engine", "median ms", "p90 ms"):
+            o.add_column(col)
+        for t in res.overhead:
+            o.add_row(t.engine, f"{t.median_ms:.4f}", f"{t.p90_ms:.4f}")
+        con.print(o)
+    if json_path:
+        json_path.write_text(json.dumps(res.to_dict(), indent=1) + "\n")
+        click.echo(f"figures written to {json_path}", err=True)
+    if plot_path:
+        try:
+            b.plot([res], plot_path)
+        except ImportError:
+            raise click.ClickException("--plot needs matplotlib: pip install 'onnx2max[plot]'") from None
+        click.echo(f"chart written to {plot_path}", err=True)
+
+
+def _zoo_model(name: str):
+    """``(module, inputs)`` of zoo model ``name`` when torch and the zoo are installed, else None."""
+    try:
+        from models import ZOO
+    except ImportError:
+        return None
+    if name not in ZOO or Path(name).exists():
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    return ZOO[name]()
+
+
+def _export_zoo(zoo, name: str, folder: Path) -> Path:
+    from export import to_onnx
+
+    return to_onnx(zoo[0], zoo[1], folder / f"{name}.onnx")
+
+
 @main.command("ops")
 def list_ops():
     """List the supported (domain, op type) pairs and the opsets where each converter starts."""

@@ -83,3 +83,34 @@ def test_without_the_value_the_error_names_the_input():
 def test_bad_constant_inputs_are_typed_errors(consts, match):
     with pytest.raises(onnx2max.InputError, match=match):
         onnx2max.from_onnx(_sr_model(), constant_inputs=consts, progress=False)
+
+
+def test_bench_feeds_the_bound_input_to_onnxruntime_only(tmp_path):
+    """``onnx2max bench --const``: MAX runs without the bound input, onnxruntime with it; the
+    JSON holds both engines' timings and their ratio (the same graph as above: a cache hit)."""
+    import json
+
+    path = tmp_path / "sr.onnx"
+    onnx.save(_sr_model(), path)
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(main, ["bench", str(path), "--const", "sr=16000", "--runs", "7",
+                                    "--warmup", "1", "--no-overhead", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert [t["engine"] for t in r["timings"]] == ["onnx2max (MAX)", "onnxruntime"]
+    assert all(t["runs"] == 7 and 0 < t["min_ms"] <= t["median_ms"] <= t["p90_ms"] for t in r["timings"])
+    assert r["ratio"] == pytest.approx(r["timings"][0]["median_ms"] / r["timings"][1]["median_ms"])
+    assert r["batch"] == 4  # dim 0 of x
+
+
+def test_interleaved_timing_orders_engines_by_their_cost():
+    from onnx2max.bench import _interleaved
+
+    import time as _t
+
+    res = _interleaved({"fast": lambda: _t.sleep(0.001), "slow": lambda: _t.sleep(0.004)},
+                       warmup=1, runs=9, max_seconds=5, batch=2)
+    fast, slow = res
+    assert fast.runs == slow.runs == 9
+    assert 1.0 <= fast.median_ms < slow.median_ms and slow.median_ms >= 4.0
+    assert fast.throughput == pytest.approx(2 / (fast.median_ms / 1e3))
