@@ -18,6 +18,11 @@ def _transpose(a: np.ndarray) -> np.ndarray:
     return a.T
 
 
+def _swap_last2(a: np.ndarray) -> np.ndarray:
+    """Transpose the last two axes: RNN ``W``/``R`` (dirs, gates*hidden, n) -> (dirs, n, gates*hidden)."""
+    return np.swapaxes(a, -1, -2)
+
+
 def _bn_scale(scale, var, *, eps: float) -> np.ndarray:
     return scale / np.sqrt(var + np.asarray(eps, dtype=var.dtype))
 
@@ -35,6 +40,7 @@ def _conv_transpose_rscf(w: np.ndarray) -> np.ndarray:
 
 RECIPES: dict[str, Callable[..., np.ndarray]] = {
     "transpose": _transpose,
+    "swap_last2": _swap_last2,
     "conv_transpose_rscf": _conv_transpose_rscf,
     "bn_scale": _bn_scale,
     "bn_shift": _bn_shift,

@@ -110,17 +110,24 @@ def _recurrent(ctx, kind: str):
         return ops.min(ops.max(v, -cv), cv)
 
     one = make_constant(1.0, x.device, x.dtype)
+    # W and R transposed to (dirs, in|hidden, gates*hidden): once at load when they are
+    # initializers, else once per call in the graph (never per time step)
+    n_in = int(x.shape[2])
+    w_t = ctx.derived("swap_last2", [1], (ndir, n_in, gh))
+    r_t = ctx.derived("swap_last2", [2], (ndir, hidden, gh))
+    w_t = w_t if w_t is not None else ops.permute(w, [0, 2, 1])
+    r_t = r_t if r_t is not None else ops.permute(r, [0, 2, 1])
     ys, hs, cs = [], [], []
     for d, dname in enumerate(dirs):
         f, g, hact = (acts[d * per:(d + 1) * per] + [None, None])[:3]
-        wd = ops.permute(w[d], [1, 0])  # (in, gates*hidden)
-        rt = ops.permute(r[d], [1, 0])  # (hidden, gates*hidden), once, outside the time loop
+        wd = w_t[d]  # (in, gates*hidden)
+        rt = r_t[d]  # (hidden, gates*hidden)
         wb = b[d][: ngates * hidden] if b is not None else None
         rb = b[d][ngates * hidden:] if b is not None else None
         peep = [p[d][k * hidden:(k + 1) * hidden] for k in range(3)] if p is not None else None
         h = h0[d] if h0 is not None else zeros
         c = (c0[d] if c0 is not None else zeros) if kind == "LSTM" else None
-        xw = ops.matmul(ops.reshape(x, [seq * batch, int(x.shape[2])]), wd)
+        xw = ops.matmul(ops.reshape(x, [seq * batch, n_in]), wd)
         if wb is not None:
             xw = xw + wb
         xw = ops.reshape(xw, [seq, batch, ngates * hidden])
