@@ -23,7 +23,7 @@ from max.graph.graph import Module
 from . import cache as cache_mod
 from . import derive, dtypes
 from .errors import CompileError, DeviceError, InvalidModelError
-from .lower import check_supported, lower_graph
+from .lower import check_supported, lower_graph, lowering_switches
 from .prepare import Prepared, TensorSpec
 
 log = logging.getLogger("onnx2max")
@@ -320,7 +320,7 @@ def build(
     graphs = list(zip(ps, ids_list))
     h = hashlib.sha256()
     # lowering switches read from the environment change the graph, so they are part of the key
-    switches = f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}"
+    switches = lowering_switches()
     h.update(f"{cache_mod.code_fingerprint()}|{device.label}|{len(ps)}|{switches}".encode())
     for p, ids in graphs:
         h.update(cache_mod.structure_key(p, ids).encode())

@@ -23,6 +23,12 @@ def _swap_last2(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
 
 
+def _channels_last(a: np.ndarray, *, rank: int) -> np.ndarray:
+    """A constant left-padded to ``rank`` dims, then (N, C, spatial...) -> (N, spatial..., C)."""
+    a = a.reshape((1,) * (rank - a.ndim) + a.shape)
+    return a.transpose([0, *range(2, rank), 1])
+
+
 def _bn_scale(scale, var, *, eps: float) -> np.ndarray:
     return scale / np.sqrt(var + np.asarray(eps, dtype=var.dtype))
 
@@ -41,6 +47,7 @@ def _conv_transpose_rscf(w: np.ndarray) -> np.ndarray:
 RECIPES: dict[str, Callable[..., np.ndarray]] = {
     "transpose": _transpose,
     "swap_last2": _swap_last2,
+    "channels_last": _channels_last,
     "conv_transpose_rscf": _conv_transpose_rscf,
     "bn_scale": _bn_scale,
     "bn_shift": _bn_shift,

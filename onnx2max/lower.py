@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from onnx import helper
 
 from . import derive, dtypes, registry
 from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
-from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
+from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last, to_last_perm
 from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node
 
 #: folded tensors (not initializers from the file) up to this many elements become graph
@@ -203,7 +204,16 @@ class NodeContext:
             e = self._l.env[name]
             if e.last is not None:
                 return e.last
+            if e.const is not None and (e.const.size > 1 or e.const.ndim > 1):
+                return self._l.const_last(name, self._out_rank())
+            if e.const is None:  # a per-channel tensor (spatial dims 1): a cheap permute
+                e.last = channels_last(self._l.tensor(name))
+                return e.last
         return self._l.tensor(name)
+
+    def _out_rank(self) -> int:
+        return max(len(static_shape(e.last)) for n in self.node.input if n
+                   for e in [self._l.env[n]] if e.last is not None)
 
     def inputs(self) -> list[TensorValue | None]:
         return [self.input(i) for i in range(self.num_inputs)]
@@ -353,6 +363,20 @@ class _Lowering:
         self.lowered.weights.append((wname, name))
         return TensorValue(w)
 
+    def const_last(self, name: str, rank: int) -> TensorValue:
+        """Constant ``name`` left-padded to ``rank`` dims and transposed channels-last, made at
+        conversion: a graph constant when small and folded, else a derived weight."""
+        arr = self.env[name].const
+        padded = arr.reshape((1,) * (rank - arr.ndim) + arr.shape)
+        perm = to_last_perm(rank)
+        last = np.ascontiguousarray(padded.transpose(perm))
+        finite = arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr)))
+        if name not in self.p.values or (name in self.p.folded and arr.size <= SMALL_CONSTANT and finite):
+            self.lowered.consumed.add(name)
+            return make_constant(last, self.device)
+        return self.derived_weight(Derived("channels_last", (name,), (("rank", rank),),
+                                           tuple(last.shape), str(arr.dtype), False))
+
     def derived_weight(self, spec: Derived) -> TensorValue:
         if spec not in self._weight_ids:
             wname = f"{self.prefix}w{len(self.lowered.weights)}"
@@ -432,19 +456,58 @@ def _empty_outputs(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarray] | No
     return out
 
 
+#: elementwise ops whose converters read every input through ``ctx.input`` with numpy
+#: broadcasting, so per-channel operands (``x * s[N,C,1,1]``, a bias ``[C,1,1]``) can be given
+#: to them channels-last as well
+_BROADCAST_LAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Equal", "Greater", "Less", "GreaterOrEqual",
+                                 "LessOrEqual", "And", "Or", "Xor", "Sum", "Min", "Max", "Mean", "Pow"})
+
+
+def broadcast_last_enabled() -> bool:
+    """``ONNX2MAX_BROADCAST_LAST=0`` turns off channels-last broadcasting of per-channel
+    operands (the lowering before it, for comparison)."""
+    return os.environ.get("ONNX2MAX_BROADCAST_LAST", "1") not in ("0", "")
+
+
+def lowering_switches() -> str:
+    """The environment switches that change what the lowering emits (part of cache keys)."""
+    return (f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}|"
+            f"broadcast_last={int(broadcast_last_enabled())}")
+
+
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
-    """Run a layout-agnostic elementwise op on channels-last forms when that saves permutes."""
+    """Run a layout-agnostic elementwise op on channels-last forms when that saves permutes.
+
+    Always when every input is channels-last of one shape (scalar constants aside). For the
+    broadcasting ops of ``_BROADCAST_LAST_OPS`` also when the other operands are constants of any
+    shape (padded to the output rank and transposed at conversion) or tensors of the output
+    rank whose spatial dims are all 1 (a cheap permute): the SE block's ``x * s``, a bias
+    ``[C, 1, 1]`` added after a Conv."""
     names = [n for n in ctx.node.input if n]
     entries = [lw.env[n] for n in names]
     tensors = [e for e in entries if e.const is None]
     if not tensors or not any(e.first is None and e.last is not None for e in tensors):
         return False
-    if not all(e.last is not None for e in tensors):
+    if all(e.last is not None for e in tensors):
+        shapes = {static_shape(e.last) for e in tensors}
+        if len(shapes) == 1 and all(e.const.size == 1 and e.const.ndim <= 1
+                                    for e in entries if e.const is not None):
+            return True
+    if ctx.op_type not in _BROADCAST_LAST_OPS or ctx.domain not in ("", "ai.onnx") \
+            or not broadcast_last_enabled():
         return False
-    shapes = {static_shape(e.last) for e in tensors}
-    if len(shapes) != 1:
+    r = max(len(static_shape(e.last)) for e in tensors if e.last is not None)
+    if r < 3:
         return False
-    return all(e.const.size == 1 and e.const.ndim <= 1 for e in entries if e.const is not None)
+    for e in tensors:
+        if e.last is not None:
+            if len(static_shape(e.last)) != r:
+                return False
+        else:
+            shp = static_shape(e.first)
+            if len(shp) != r or any(d != 1 for d in shp[2:]):
+                return False
+    return all(e.const.ndim <= r for e in entries if e.const is not None)
 
 
 def lower_nodes(lw: "_Lowering", nodes) -> None:

@@ -1,0 +1,91 @@
+"""Channels-last broadcasting: per-channel operands after a convolution (an SE block's
+``x * s[N,C,1,1]``, a bias ``[C,1,1]`` added after a Conv) stay channels-last, so no transpose
+round trip is made between the convolutions; ``ONNX2MAX_BROADCAST_LAST=0`` switches it off.
+
+The transposes are counted in the lowered MAX graph (no compile); one compile checks the
+values against onnxruntime.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+import pytest
+from conftest import assert_matches, ort_run
+from max.graph import DeviceRef
+from max.graph.graph import Module
+from onnx import TensorProto, helper, numpy_helper
+
+import onnx2max
+from onnx2max.lower import lower_graph
+from onnx2max.prepare import prepare
+
+
+def _se_model() -> onnx.ModelProto:
+    """Conv -> SE block (GlobalAveragePool, 1x1 Convs, HardSigmoid, Mul) -> + bias[C,1,1] ->
+    * scale[1,C,1,1] -> Relu -> Conv."""
+    rng = np.random.default_rng(0)
+    c = 8
+
+    def w(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    inits = [w("w0", c, 3, 3, 3), w("w1", 2, c, 1, 1), w("w2", c, 2, 1, 1), w("w3", 4, c, 3, 3),
+             w("bias", c, 1, 1), w("scale", 1, c, 1, 1)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["a"], ["g"]),
+        helper.make_node("Conv", ["g", "w1"], ["g1"]),
+        helper.make_node("Relu", ["g1"], ["g2"]),
+        helper.make_node("Conv", ["g2", "w2"], ["g3"]),
+        helper.make_node("HardSigmoid", ["g3"], ["s"], alpha=0.2, beta=0.5),
+        helper.make_node("Mul", ["a", "s"], ["se"], name="se_mul"),
+        helper.make_node("Add", ["se", "bias"], ["b"], name="bias_add"),
+        helper.make_node("Mul", ["b", "scale"], ["m"], name="scale_mul"),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("Conv", ["r", "w3"], ["y"]),
+    ]
+    g = helper.make_graph(nodes, "se", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 10, 10])],
+                          initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _transposes(model, monkeypatch, on: bool) -> int:
+    monkeypatch.setenv("ONNX2MAX_BROADCAST_LAST", "1" if on else "0")
+    module = Module()
+    lower_graph(prepare(model, "se"), DeviceRef.CPU(), "g0", "g0_", module=module)
+    return len(re.findall(r"\btranspose\b", module._to_mlir_str()))
+
+
+def test_se_block_and_channel_bias_stay_channels_last(monkeypatch):
+    m = _se_model()
+    on, off = _transposes(m, monkeypatch, True), _transposes(m, monkeypatch, False)
+    # on: the input into the first Conv, the pooled SE vector [1,8,1,1] into its 1x1 Conv, the
+    # output back to NCHW; off: also the activation [1,8,12,12] to NCHW for the SE Mul and back
+    # to NHWC for the last Conv, and the SE gate to NCHW
+    assert (on, off) == (3, 6)
+
+
+def test_channels_last_broadcasting_matches_onnxruntime(monkeypatch):
+    monkeypatch.setenv("ONNX2MAX_BROADCAST_LAST", "1")
+    m = _se_model()
+    x = np.random.default_rng(1).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    (want,) = ort_run(m, {"x": x})
+    (got,) = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
+    assert_matches(got, want, "SE block, channels-last")
+
+
+@pytest.mark.parametrize("shape", [(8, 1, 1), (1, 8, 1, 1), (8, 1, 12), (12,)])
+def test_constant_operands_are_transposed_at_conversion(shape):
+    """Constants of any broadcastable shape are padded and transposed like the activation."""
+    from onnx2max import derive
+
+    a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    x = np.random.default_rng(2).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    padded = a.reshape((1,) * (4 - a.ndim) + a.shape)
+    last = derive.compute("channels_last", [a], {"rank": 4}, list(np.moveaxis(padded, 1, -1).shape))
+    x_last = np.moveaxis(x, 1, -1)
+    np.testing.assert_array_equal(np.moveaxis(x_last + last, -1, 1), x + a)
