@@ -282,6 +282,14 @@ class NodeContext:
         """Whether input ``i`` already exists in channels-last form (no permute needed)."""
         return self.has_input(i) and self._l.env[self.node.input[i]].last is not None
 
+    def only_last(self, i: int) -> bool:
+        """Whether input ``i`` exists channels-last and not channels-first (so working on the
+        channels-last form saves a permute)."""
+        if not self.has_input(i):
+            return False
+        e = self._l.env[self.node.input[i]]
+        return e.last is not None and e.first is None
+
     def input_last(self, i: int) -> TensorValue:
         """Input ``i`` in channels-last layout (N, spatial..., C); made once and remembered."""
         e = self._l.env[self.node.input[i]]

@@ -89,3 +89,39 @@ def test_constant_operands_are_transposed_at_conversion(shape):
     last = derive.compute("channels_last", [a], {"rank": 4}, list(np.moveaxis(padded, 1, -1).shape))
     x_last = np.moveaxis(x, 1, -1)
     np.testing.assert_array_equal(np.moveaxis(x_last + last, -1, 1), x + a)
+
+
+def _split_slice_model() -> onnx.ModelProto:
+    """Conv -> Split on channels [3, 5] -> (Conv, Slice over channels and a strided spatial
+    axis -> Conv): a YOLO head's channel split and a Focus-style strided slice."""
+    rng = np.random.default_rng(3)
+
+    def w(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    consts = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+              [("starts", [1, 0]), ("ends", [4, 12]), ("axes", [1, 3]), ("steps", [1, 2])]]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Split", ["a"], ["p", "q"], axis=1, num_outputs=2),
+        helper.make_node("Conv", ["p", "w1"], ["y1"]),
+        helper.make_node("Slice", ["q", "starts", "ends", "axes", "steps"], ["qs"]),
+        helper.make_node("Conv", ["qs", "w2"], ["y2"]),
+    ]
+    g = helper.make_graph(nodes, "split_slice",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+                          [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [1, 2, 10, 10]),
+                           helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, 2, 10, 4])],
+                          initializer=[w("w0", 8, 3, 3, 3), w("w1", 2, 4, 3, 3), w("w2", 2, 3, 3, 3), *consts])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_split_and_slice_stay_channels_last_and_match_onnxruntime(monkeypatch):
+    m = _split_slice_model()
+    # only the input into the first Conv and the two outputs back to NCHW
+    assert _transposes(m, monkeypatch, True) == 3
+    x = np.random.default_rng(4).standard_normal((1, 3, 12, 12)).astype(np.float32)
+    want = ort_run(m, {"x": x})
+    got = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
+    for name, g, w_ in zip(["y1", "y2"], got, want):
+        assert_matches(g, w_, name)

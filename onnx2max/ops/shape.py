@@ -8,7 +8,7 @@ from max.dtype import DType
 from max.graph import ops
 
 from .. import dtypes
-from ..layout import ChannelsLast, last_axis_of_first
+from ..layout import ChannelsLast, last_axis_of_first, to_last_perm
 from ..prepare import shape_values
 from ..registry import converter
 
@@ -141,7 +141,8 @@ def concat(ctx):
 @converter("Split", since=1)
 def split(ctx):
     """ONNX ``Split``: sizes from the ``split`` attribute (before 13) or input (from 13), else
-    equal parts; ``num_outputs`` (opset 18) allows a smaller last part. MAX ``ops.split``."""
+    equal parts; ``num_outputs`` (opset 18) allows a smaller last part. Splits the channels-last
+    form when the input has one. MAX ``ops.split``."""
     xs = ctx.shape(0)
     axis = int(ctx.attr("axis")) % len(xs)
     dim = xs[axis]
@@ -166,6 +167,9 @@ def split(ctx):
         raise ctx.error(f"split sizes {sizes} do not add up to dim {axis} of size {dim}")
     if len(sizes) == 1:
         return [ctx.input(0)]
+    if len(xs) >= 3 and ctx.only_last(0):  # stay channels-last (a YOLO head's channel split)
+        parts = ops.split(ctx.input_last(0), sizes, last_axis_of_first(axis, len(xs)))
+        return [ChannelsLast(t) for t in parts]
     return ops.split(ctx.input(0), sizes, axis)
 
 
@@ -218,6 +222,8 @@ def _apply_slice(ctx, idx):
     if all(i == slice(None) or (isinstance(i, tuple) and i[1] == xs[k] and (i[0].step or 1) > 0)
            for k, i in enumerate(idx)):
         return ctx.input(0)
+    if len(xs) >= 3 and ctx.only_last(0):  # slice the channels-last form with permuted indices
+        return ChannelsLast(ops.slice_tensor(ctx.input_last(0), [idx[a] for a in to_last_perm(len(xs))]))
     return ops.slice_tensor(ctx.input(0), idx)
 
 
