@@ -284,8 +284,8 @@ class NodeContext:
 
     def only_last(self, i: int) -> bool:
         """Whether input ``i`` exists channels-last and not channels-first (so working on the
-        channels-last form saves a permute)."""
-        if not self.has_input(i):
+        channels-last form saves a permute); always ``False`` with ``ONNX2MAX_LAYOUT=basic``."""
+        if not self.has_input(i) or not wide_layout():
             return False
         e = self._l.env[self.node.input[i]]
         return e.last is not None and e.first is None
@@ -471,16 +471,17 @@ _BROADCAST_LAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Equal", "Greater",
                                  "LessOrEqual", "And", "Or", "Xor", "Sum", "Min", "Max", "Mean", "Pow"})
 
 
-def broadcast_last_enabled() -> bool:
-    """``ONNX2MAX_BROADCAST_LAST=0`` turns off channels-last broadcasting of per-channel
-    operands (the lowering before it, for comparison)."""
-    return os.environ.get("ONNX2MAX_BROADCAST_LAST", "1") not in ("0", "")
+def wide_layout() -> bool:
+    """Whether channels-last reaches past the layout-aware ops (the default, ``wide``):
+    broadcasting elementwise ops with per-channel operands, Split and Slice run on
+    channels-last forms. ``ONNX2MAX_LAYOUT=basic`` keeps only same-shape elementwise ops
+    channels-last (the lowering before, for comparison)."""
+    return os.environ.get("ONNX2MAX_LAYOUT", "wide") != "basic"
 
 
 def lowering_switches() -> str:
     """The environment switches that change what the lowering emits (part of cache keys)."""
-    return (f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}|"
-            f"broadcast_last={int(broadcast_last_enabled())}")
+    return f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}|wide_layout={int(wide_layout())}"
 
 
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
@@ -502,7 +503,7 @@ def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
                                     for e in entries if e.const is not None):
             return True
     if ctx.op_type not in _BROADCAST_LAST_OPS or ctx.domain not in ("", "ai.onnx") \
-            or not broadcast_last_enabled():
+            or not wide_layout():
         return False
     r = max(len(static_shape(e.last)) for e in tensors if e.last is not None)
     if r < 3:

@@ -1,6 +1,7 @@
 """Channels-last broadcasting: per-channel operands after a convolution (an SE block's
 ``x * s[N,C,1,1]``, a bias ``[C,1,1]`` added after a Conv) stay channels-last, so no transpose
-round trip is made between the convolutions; ``ONNX2MAX_BROADCAST_LAST=0`` switches it off.
+round trip is made between the convolutions; Split and Slice of a channels-last activation
+stay channels-last. ``ONNX2MAX_LAYOUT=basic`` switches both off.
 
 The transposes are counted in the lowered MAX graph (no compile); one compile checks the
 values against onnxruntime.
@@ -54,7 +55,7 @@ def _se_model() -> onnx.ModelProto:
 
 
 def _transposes(model, monkeypatch, on: bool) -> int:
-    monkeypatch.setenv("ONNX2MAX_BROADCAST_LAST", "1" if on else "0")
+    monkeypatch.setenv("ONNX2MAX_LAYOUT", "wide" if on else "basic")
     module = Module()
     lower_graph(prepare(model, "se"), DeviceRef.CPU(), "g0", "g0_", module=module)
     return len(re.findall(r"\btranspose\b", module._to_mlir_str()))
@@ -70,7 +71,7 @@ def test_se_block_and_channel_bias_stay_channels_last(monkeypatch):
 
 
 def test_channels_last_broadcasting_matches_onnxruntime(monkeypatch):
-    monkeypatch.setenv("ONNX2MAX_BROADCAST_LAST", "1")
+    monkeypatch.setenv("ONNX2MAX_LAYOUT", "wide")
     m = _se_model()
     x = np.random.default_rng(1).standard_normal((1, 3, 12, 12)).astype(np.float32)
     (want,) = ort_run(m, {"x": x})
@@ -118,8 +119,9 @@ def _split_slice_model() -> onnx.ModelProto:
 
 def test_split_and_slice_stay_channels_last_and_match_onnxruntime(monkeypatch):
     m = _split_slice_model()
-    # only the input into the first Conv and the two outputs back to NCHW
-    assert _transposes(m, monkeypatch, True) == 3
+    # on: only the input into the first Conv and the two outputs back to NCHW; off: the Conv
+    # output back to NCHW for the Split, and the two parts to NHWC for their Convs
+    assert (_transposes(m, monkeypatch, True), _transposes(m, monkeypatch, False)) == (3, 6)
     x = np.random.default_rng(4).standard_normal((1, 3, 12, 12)).astype(np.float32)
     want = ort_run(m, {"x": x})
     got = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
