@@ -127,3 +127,27 @@ def test_split_and_slice_stay_channels_last_and_match_onnxruntime(monkeypatch):
     got = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
     for name, g, w_ in zip(["y1", "y2"], got, want):
         assert_matches(g, w_, name)
+
+
+def _nhwc_model() -> onnx.ModelProto:
+    """A TensorFlow-style model: NHWC input, Transpose to NCHW, Conv, MaxPool, Transpose back."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array((rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xc", "w"], ["c"]),
+             helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Transpose", ["p"], ["y"], perm=[0, 2, 3, 1])]
+    g = helper.make_graph(nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 10, 10, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 4, 6])], initializer=[w])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_nhwc_model_needs_no_transpose_and_matches_onnxruntime(monkeypatch):
+    m = _nhwc_model()
+    # wide: the model's two Transposes cancel the layout permutes; basic: both Transposes and
+    # the permutes into and out of the Conv
+    assert (_transposes(m, monkeypatch, True), _transposes(m, monkeypatch, False)) == (0, 4)
+    x = np.random.default_rng(6).standard_normal((2, 10, 10, 3)).astype(np.float32)
+    (want,) = ort_run(m, {"x": x})
+    (got,) = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
+    assert_matches(got, want, "NHWC model")

@@ -8,7 +8,8 @@ from max.dtype import DType
 from max.graph import ops
 
 from .. import dtypes
-from ..layout import ChannelsLast, last_axis_of_first, to_last_perm
+from ..layout import ChannelsLast, last_axis_of_first, to_first_perm, to_last_perm
+from ..lower import wide_layout
 from ..prepare import shape_values
 from ..registry import converter
 
@@ -69,7 +70,9 @@ def flatten(ctx):
 
 @converter("Transpose")
 def transpose(ctx):
-    """ONNX ``Transpose``: ``perm`` (default: reversed axes). MAX ``ops.permute``."""
+    """ONNX ``Transpose``: ``perm`` (default: reversed axes). MAX ``ops.permute``, composed with
+    the permute that made an input's channels-last form; an NHWC -> NCHW transpose costs
+    nothing (its input is the output's channels-last form)."""
     r = ctx.rank(0)
     perm = ctx.attr("perm")
     perm = list(range(r))[::-1] if perm is None else [int(p) % r for p in perm]
@@ -77,6 +80,15 @@ def transpose(ctx):
         raise ctx.error(f"perm {perm} is not a permutation of {r} axes")
     if perm == list(range(r)):
         return ctx.input(0)
+    if r >= 3 and ctx.only_last(0):  # compose with the permute that made the NHWC form
+        tf = to_first_perm(r)
+        composed = [tf[p] for p in perm]
+        x = ctx.input_last(0)
+        return x if composed == list(range(r)) else ops.permute(x, composed)
+    if r >= 3 and perm == to_first_perm(r) and wide_layout() and not ctx.is_const(0):
+        # NHWC -> NCHW (a model converted from TensorFlow): the input is the output's
+        # channels-last form, so a following Conv or pool needs no permute at all
+        return ChannelsLast(ctx.input(0))
     return ops.permute(ctx.input(0), perm)
 
 
