@@ -33,10 +33,19 @@ _REGISTRY: dict[tuple[str, str], list[Converter]] = {}
 
 
 def converter(op_type: str, since: int = 1, domain: str = "", layout_agnostic: bool = False):
-    """Register ``fn`` as the converter of ``op_type`` from opset ``since`` of ``domain`` on."""
+    """Register ``fn`` as the converter of ``op_type`` from opset ``since`` of ``domain`` on.
+
+    Raises:
+        RuntimeError: at import, when a converter for the same op and ``since`` exists.
+    """
 
     def wrap(fn):
         key = ("" if domain == "ai.onnx" else domain, op_type)
+        clash = [c for c in _REGISTRY.get(key, []) if c.since == since]
+        if clash:
+            raise RuntimeError(
+                f"two converters for {key[0] or 'ai.onnx'}::{op_type} since opset {since}: "
+                f"{clash[0].fn.__module__}.{clash[0].fn.__qualname__} and {fn.__module__}.{fn.__qualname__}")
         _REGISTRY.setdefault(key, []).append(
             Converter(key[0], op_type, since, fn, layout_agnostic)
         )

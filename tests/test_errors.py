@@ -190,3 +190,11 @@ def test_data_dependent_op_on_known_inputs_is_folded():
     p = prepare(*load_model(m))
     assert [n.op_type for n in p.nodes] == ["Add"]
     assert p.values["s"] == np.float32(np.sum(np.nonzero(c)))  # folded by onnx's evaluator
+
+
+def test_a_second_converter_for_the_same_op_version_is_refused(monkeypatch):
+    from onnx2max import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", {k: list(v) for k, v in registry._REGISTRY.items()})
+    with pytest.raises(RuntimeError, match=r"two converters for ai.onnx::Relu since opset 1"):
+        registry.converter("Relu", since=1)(lambda ctx: None)
