@@ -427,22 +427,29 @@ def list_ops():
 @click.option("--batch", "batch_size", default=64, show_default=True, type=click.IntRange(min=1),
               help="cases compiled together in one MAX compile")
 @click.option("--fresh", is_flag=True, help="ignore earlier results and run every selected case")
+@click.option("--resume-stale", is_flag=True,
+              help="keep earlier results even if other code (onnx2max source, onnx, MAX) made them")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="compile cache folder (default $ONNX2MAX_CACHE_DIR or ~/.cache/onnx2max)")
-def conformance(ops, names, results, markdown, batch_size, fresh, cache_dir):
+def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, cache_dir):
     """Run the ONNX backend node tests of the installed onnx and record what passes.
 
     Cases that lower are compiled in batches through the compile cache; results are saved
-    after every batch, so an interrupted run resumes where it stopped. A full run on 2 cores
-    takes about an hour cold and minutes when the cache is warm.
+    after every batch, so an interrupted run resumes where it stopped. Results made by other
+    code (another onnx2max source, onnx or MAX) are not resumed: --fresh starts over,
+    --resume-stale keeps them (the file then lists every source fingerprint). A full run on
+    2 cores takes about an hour cold and minutes when the cache is warm.
     """
     from . import conformance as conf
 
     cases = conf.collect(ops, names)
     if not cases:
         raise click.ClickException("no backend test case matches --op/--name")
-    res = conf.run(cases, results, batch_size=batch_size, cache_dir=cache_dir, fresh=fresh,
-                   log=lambda m: click.echo(m, err=True))
+    try:
+        res = conf.run(cases, results, batch_size=batch_size, cache_dir=cache_dir, fresh=fresh,
+                       resume_stale=resume_stale, log=lambda m: click.echo(m, err=True))
+    except conf.StaleResultsError as e:
+        raise click.ClickException(str(e)) from None
     conf.write_markdown(results, markdown)
     picked = {c.name for c in cases}
     tot = conf.summary({k: v for k, v in res.items() if k in picked})

@@ -273,6 +273,7 @@ def run(
     fresh: bool = False,
     log: Callable[[str], None] = print,
     bucket: bool = True,
+    resume_stale: bool = False,
 ) -> dict[str, CaseResult]:
     """Run backend test cases and record one :class:`CaseResult` per case.
 
@@ -284,23 +285,44 @@ def run(
         fresh: ignore earlier results in ``results_path``.
         log: where progress lines go.
         bucket: batch by op-type letter (stable across reruns) rather than fewest batches.
+        resume_stale: keep earlier results made by other code (another onnx2max source
+            fingerprint, onnx or MAX version); the file then records every fingerprint.
 
     Returns:
         ``{case name: CaseResult}`` for every case in the results file (old and new).
+
+    Raises:
+        StaleResultsError: the results file was made by other code and neither ``fresh``
+            nor ``resume_stale`` was given.
     """
     path = Path(results_path)
     results: dict[str, CaseResult] = {}
+    here = provenance()
+    sources = [here["fingerprint"]]
     if path.exists() and not fresh:
         try:
-            results = {r["name"]: CaseResult(**r) for r in json.loads(path.read_text())["cases"]}
+            data = json.loads(path.read_text())
+            results = {r["name"]: CaseResult(**r) for r in data["cases"]}
         except (ValueError, KeyError, TypeError):
             log(f"{path}: unreadable results file; starting afresh")
+            data = {}
+        old = data.get("fingerprints") or ([data["fingerprint"]] if data.get("fingerprint") else [])
+        if results and (old != [here["fingerprint"]] or data.get("onnx") != here["onnx"]
+                        or data.get("max") != here["max"]):
+            if not resume_stale:
+                raise StaleResultsError(
+                    f"{path} holds results of other code (onnx2max source fingerprint "
+                    f"{', '.join(f[:12] for f in old) or 'not recorded'}, onnx {data.get('onnx')}, "
+                    f"MAX {data.get('max')}; this is {here['fingerprint'][:12]}, onnx {here['onnx']}, "
+                    f"MAX {here['max']}). Rerun with --fresh, or pass --resume-stale to keep them.")
+            sources = list(dict.fromkeys(old + sources))
     todo = [c for c in cases if c.name not in results]
     log(f"{len(cases)} cases selected, {len(cases) - len(todo)} already in {path}, {len(todo)} to run")
 
     def save():
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"onnx": onnx.__version__, "max": _max_version(),
+        data = {**here, "fingerprint": sources[-1] if len(sources) == 1 else "mixed",
+                "fingerprints": sources,
                 "cases": [asdict(r) for r in sorted(results.values(), key=lambda r: r.name)]}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -337,6 +359,35 @@ def run(
     return results
 
 
+class StaleResultsError(Exception):
+    """A conformance results file was written by other code (see :func:`run`)."""
+
+
+def provenance() -> dict:
+    """What produced a results file: onnx2max's source fingerprint, the git commit where the
+    source is a git checkout (``+changes`` when it has uncommitted edits), onnx and MAX
+    versions, and the date (UTC)."""
+    import datetime
+    import subprocess
+
+    from .cache import code_fingerprint
+
+    commit = "unknown"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "onnx2max"],
+                                   cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+            commit = head.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"onnx2max_commit": commit, "fingerprint": code_fingerprint(), "onnx": onnx.__version__,
+            "max": _max_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
 def _max_version() -> str:
     from .cache import max_version
 
@@ -366,7 +417,11 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
         "# ONNX backend node tests: onnx2max coverage",
         "",
         f"Measured by `onnx2max conformance` with onnx {data.get('onnx')} and MAX "
-        f"{data.get('max')} on CPU. The file is written from the results JSON "
+        f"{data.get('max')} on CPU"
+        + (f", onnx2max commit {data['onnx2max_commit']} (source fingerprint "
+           f"{str(data.get('fingerprint'))[:12]}), {data.get('date')}" if data.get("onnx2max_commit") else
+           " (the results file records no onnx2max commit or source fingerprint)")
+        + ". The file is written from the results JSON "
         f"(`docs/onnx-coverage.json`) of that run; do not edit it by hand.",
         "",
         f"**{tot[PASSED]} of {len(recs)} cases pass**; {tot[FAILED]} fail and "

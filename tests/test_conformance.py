@@ -78,3 +78,26 @@ def test_results_page_is_written_from_the_results(tmp_path, tmp_path_factory):
     assert f"**{len(results)} of {len(results)} cases pass**" in text
     op = next(iter(results.values())).op_type
     assert f"| {op} |" in text
+
+
+def test_results_record_their_provenance_and_stale_ones_are_not_resumed(tmp_path):
+    """No compile: a results file carries the source fingerprint, commit, versions and date;
+    one made by other code is refused unless resume_stale, which then lists both sources."""
+    import json
+
+    from onnx2max.cache import code_fingerprint
+
+    path = tmp_path / "r.json"
+    conformance.run([], path, log=lambda m: None)
+    data = json.loads(path.read_text())
+    assert data["fingerprint"] == code_fingerprint() and data["fingerprints"] == [code_fingerprint()]
+    assert {"onnx2max_commit", "onnx", "max", "date"} <= set(data)
+    data["fingerprint"], data["fingerprints"] = "0" * 64, ["0" * 64]
+    data["cases"] = [{"name": "test_x", "op_type": "X", "status": "passed"}]
+    path.write_text(json.dumps(data))
+    with pytest.raises(conformance.StaleResultsError, match="--fresh"):
+        conformance.run([], path, log=lambda m: None)
+    kept = conformance.run([], path, log=lambda m: None, resume_stale=True)
+    assert list(kept) == ["test_x"]
+    again = json.loads(path.read_text())
+    assert again["fingerprint"] == "mixed" and again["fingerprints"] == ["0" * 64, code_fingerprint()]
