@@ -16,6 +16,7 @@ skips the cases it already holds (resume). :func:`write_markdown` turns it into
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import time
@@ -75,9 +76,32 @@ def collect(ops: Iterable[str] = (), names: Iterable[str] = ()) -> list:
 
 
 def op_type_of(case) -> str:
-    """The op type a case tests: that of its model's last node (``Expanded`` cases included)."""
+    """The op type a case tests: that of its model's last node; for an ``_expanded`` case
+    (the op's function body written out as nodes) the op of the case it expands."""
+    base = expanded_base(case.name)
+    if base is not None:
+        op = _last_ops().get(base)
+        if op is not None:
+            return op
     nodes = case.model.graph.node
     return nodes[-1].op_type if nodes else "?"
+
+
+def expanded_base(name: str) -> str | None:
+    """``test_softmax_axis_0_expanded_ver18`` -> ``test_softmax_axis_0``; ``None`` when
+    ``name`` is not an expanded case."""
+    return name.split("_expanded")[0] if "_expanded" in name else None
+
+
+@functools.lru_cache(maxsize=1)
+def _last_ops() -> dict[str, str]:
+    """``{case name: op type of its last node}`` for the non-expanded backend cases."""
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {c.name: c.model.graph.node[-1].op_type for c in collect_testcases()
+                if "_expanded" not in c.name and c.model.graph.node}
 
 
 def _one_line(e: BaseException) -> str:
@@ -409,6 +433,13 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
     """
     data = json.loads(Path(results_path).read_text())
     recs = [CaseResult(**r) for r in data["cases"]]
+    # attribute expanded cases to the op they expand (results files written before this
+    # attribution list them under the op of their last node)
+    op_of = {r.name: r.op_type for r in recs if expanded_base(r.name) is None}
+    for r in recs:
+        base = expanded_base(r.name)
+        if base is not None and base in op_of:
+            r.op_type = op_of[base]
     by_op: dict[str, list[CaseResult]] = {}
     for r in recs:
         by_op.setdefault(r.op_type, []).append(r)
