@@ -453,7 +453,7 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
            f"{str(data.get('fingerprint'))[:12]}), {data.get('date')}" if data.get("onnx2max_commit") else
            " (the results file records no onnx2max commit or source fingerprint)")
         + ". The file is written from the results JSON "
-        f"(`docs/onnx-coverage.json`) of that run; do not edit it by hand.",
+        "(`docs/onnx-coverage.json`) of that run; do not edit it by hand.",
         "",
         f"**{tot[PASSED]} of {len(recs)} cases pass**; {tot[FAILED]} fail and "
         f"{tot[UNSUPPORTED]} use ops, opsets or dtypes onnx2max does not translate.",
