@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import GROUPS, node
+from cases import GROUPS, _rnn_case, node
 from conftest import assert_matches, ort_run
 
 from onnx import numpy_helper
@@ -34,6 +34,10 @@ def _known_wrong_cases():
         node("fold-Hardmax-11-axis1", "Hardmax", [c24], {"axis": 1}, opset=11),
         node("fold-LpNormalization-p1", "LpNormalization", [lp], {"p": 1, "axis": 1}),
         node("fold-LpNormalization-p2", "LpNormalization", [lp], {"p": 2, "axis": 1}),
+        _rnn_case("fold-RNN-clip", "RNN", 5, attrs={"clip": 0.5}),
+        _rnn_case("fold-GRU-clip", "GRU", 5, attrs={"clip": 0.5}),
+        _rnn_case("fold-LSTM-input-forget", "LSTM", 5, attrs={"input_forget": 1}),
+        _rnn_case("fold-LSTM-lens", "LSTM", 5, lens=[5, 2]),
     ]
 
 
@@ -68,7 +72,9 @@ def test_folding_matches_onnxruntime(case):
 def test_known_wrong_ops_are_not_folded():
     for c in _known_wrong_cases():
         n = c.model.graph.node[0]
-        assert fold_node(n, dict(c.feeds), _opsets(c.model)) is None, c.id
+        known = dict(c.feeds)
+        known.update({t.name: numpy_helper.to_array(t) for t in c.model.graph.initializer})
+        assert fold_node(n, known, _opsets(c.model)) is None, c.id
 
 
 def test_min_with_nan_is_folded_with_nan():
