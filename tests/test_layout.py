@@ -3,8 +3,8 @@
 round trip is made between the convolutions; Split and Slice of a channels-last activation
 stay channels-last. ``ONNX2MAX_LAYOUT=basic`` switches both off.
 
-The transposes are counted in the lowered MAX graph (no compile); one compile checks the
-values against onnxruntime.
+The transposes are counted in the lowered MAX graph (no compile); one compile of the three
+test models checks their values against onnxruntime.
 """
 
 from __future__ import annotations
@@ -70,13 +70,25 @@ def test_se_block_and_channel_bias_stay_channels_last(monkeypatch):
     assert (on, off) == (3, 6)
 
 
-def test_channels_last_broadcasting_matches_onnxruntime(monkeypatch):
-    monkeypatch.setenv("ONNX2MAX_LAYOUT", "wide")
-    m = _se_model()
+@pytest.fixture(scope="module")
+def converted():
+    """The three test models, lowered wide (the default), converted in one MAX compile."""
+    models = {"se": _se_model(), "split_slice": _split_slice_model(), "nhwc": _nhwc_model()}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ONNX2MAX_LAYOUT", "wide")
+        compiled = onnx2max.from_onnx_many(list(models.values()), progress=False)
+    return {k: (m, c) for (k, m), c in zip(models.items(), compiled)}
+
+
+def _check(converted, name, feeds):
+    m, c = converted[name]
+    for out, g, w in zip([o.name for o in m.graph.output], c.run(None, feeds), ort_run(m, feeds)):
+        assert_matches(g, w, f"{name}: {out}")
+
+
+def test_channels_last_broadcasting_matches_onnxruntime(converted):
     x = np.random.default_rng(1).standard_normal((1, 3, 12, 12)).astype(np.float32)
-    (want,) = ort_run(m, {"x": x})
-    (got,) = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
-    assert_matches(got, want, "SE block, channels-last")
+    _check(converted, "se", {"x": x})
 
 
 @pytest.mark.parametrize("shape", [(8, 1, 1), (1, 8, 1, 1), (8, 1, 12), (12,)])
@@ -117,16 +129,13 @@ def _split_slice_model() -> onnx.ModelProto:
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def test_split_and_slice_stay_channels_last_and_match_onnxruntime(monkeypatch):
+def test_split_and_slice_stay_channels_last_and_match_onnxruntime(converted, monkeypatch):
     m = _split_slice_model()
     # on: only the input into the first Conv and the two outputs back to NCHW; off: the Conv
     # output back to NCHW for the Split, and the two parts to NHWC for their Convs
     assert (_transposes(m, monkeypatch, True), _transposes(m, monkeypatch, False)) == (3, 6)
     x = np.random.default_rng(4).standard_normal((1, 3, 12, 12)).astype(np.float32)
-    want = ort_run(m, {"x": x})
-    got = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
-    for name, g, w_ in zip(["y1", "y2"], got, want):
-        assert_matches(g, w_, name)
+    _check(converted, "split_slice", {"x": x})
 
 
 def _nhwc_model() -> onnx.ModelProto:
@@ -142,12 +151,10 @@ def _nhwc_model() -> onnx.ModelProto:
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_nhwc_model_needs_no_transpose_and_matches_onnxruntime(monkeypatch):
+def test_nhwc_model_needs_no_transpose_and_matches_onnxruntime(converted, monkeypatch):
     m = _nhwc_model()
     # wide: the model's two Transposes cancel the layout permutes; basic: both Transposes and
     # the permutes into and out of the Conv
     assert (_transposes(m, monkeypatch, True), _transposes(m, monkeypatch, False)) == (0, 4)
     x = np.random.default_rng(6).standard_normal((2, 10, 10, 3)).astype(np.float32)
-    (want,) = ort_run(m, {"x": x})
-    (got,) = onnx2max.from_onnx(m, progress=False).run(None, {"x": x})
-    assert_matches(got, want, "NHWC model")
+    _check(converted, "nhwc", {"x": x})
