@@ -453,8 +453,9 @@ def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, 
     conf.write_markdown(results, markdown)
     picked = {c.name for c in cases}
     tot = conf.summary({k: v for k, v in res.items() if k in picked})
-    click.echo(f"{tot['passed']} passed, {tot['failed']} failed, {tot['unsupported']} unsupported "
-               f"of {len(picked)} selected cases; results in {results}, page in {markdown}")
+    click.echo(f"{tot['passed']} passed, {tot['passed-bound']} passed-bound, {tot['folded']} folded "
+               f"(not counted), {tot['failed']} failed, {tot['unsupported']} unsupported of "
+               f"{len(picked)} selected cases; results in {results}, page in {markdown}")
 
 
 if __name__ == "__main__":  # pragma: no cover
