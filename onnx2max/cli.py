@@ -33,7 +33,7 @@ def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
             raise click.BadParameter(f"'{item}': expected NAME=FILE.npy", param_hint="--input")
         try:
             feeds[name] = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise click.BadParameter(
                 f"'{path}': cannot read it as a .npy array (numpy.save format): {e}", param_hint="--input"
             ) from None
@@ -47,10 +47,12 @@ def _parse_consts(items: tuple[str, ...]) -> dict:
         name, sep, text = item.partition("=")
         if not sep or not name or not text:
             raise click.BadParameter(f"'{item}': expected NAME=VALUE", param_hint="--const")
+        if name in consts:
+            raise click.BadParameter(f"'{name}' is given twice", param_hint="--const")
         if text.endswith(".npy"):
             try:
                 consts[name] = np.load(text, allow_pickle=False)
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, EOFError) as e:
                 raise click.BadParameter(f"'{text}': cannot read it as a .npy array: {e}",
                                          param_hint="--const") from None
             continue
@@ -219,6 +221,9 @@ def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
         ) from None
     given = _parse_inputs(inputs)
     const_values = _parse_consts(consts)
+    if save_repro is not None and (str(save_repro) in ("", ".") or (save_repro.exists() and not save_repro.is_dir())):
+        raise click.BadParameter(f"'{save_repro}' must name a new or existing folder",
+                                 param_hint="--save-repro")
     if bisect or save_repro:
         _bisect(model, device, input_shape, const_values, given, ones, seed, cache_dir, no_cache, atol,
                 rtol, save_repro)
@@ -262,6 +267,7 @@ def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
 
 def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_dir, no_cache, atol, rtol,
             save_repro):
+    import json
     from rich.console import Console
     from rich.table import Table
 
@@ -303,8 +309,9 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
             repro = c.save_repro(save_repro)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        click.echo(f"repro written to {repro} (inputs and the command to rerun it: "
-                   f"{repro.parent / 'repro.json'})", err=True)
+        info = json.loads((repro.parent / "repro.json").read_text())
+        click.echo(f"repro written to {repro.parent}/; rerun it there with: cd {repro.parent} && "
+                   f"{info['command']}", err=True)
     sys.exit(1)
 
 
@@ -337,6 +344,16 @@ def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
 
     from . import bench as b
 
+    if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
+        raise click.BadParameter(f"'{json_path}' must be a file in an existing folder", param_hint="--json")
+    if plot_path is not None:
+        if plot_path.is_dir() or not plot_path.parent.is_dir():
+            raise click.BadParameter(f"'{plot_path}' must be a file in an existing folder", param_hint="--plot")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.ClickException("--plot needs matplotlib: pip install matplotlib (or the "
+                                       "'plot' extra: pip install -e \".[plot]\" in a clone)") from None
     given = _parse_inputs(inputs)
     torch_module = torch_inputs = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -360,7 +377,7 @@ def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
     con = Console()
     table = Table(title=f"{model}: batch {res.batch}, {res.timings[0].runs} interleaved runs each "
                         f"(load average {res.machine['load_avg']} before)")
-    for col in ("engine", "median ms", "p90 ms", "min ms", "samples/s", "vs onnxruntime"):
+    for col in ("engine", "median ms", "p90 ms", "min ms", "samples/s", "time / onnxruntime's"):
         table.add_column(col)
     ort_med = res.timings[1].median_ms
     for t in res.timings:
@@ -381,7 +398,7 @@ def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
         try:
             b.plot([res], plot_path)
         except ImportError:
-            raise click.ClickException("--plot needs matplotlib: pip install 'onnx2max[plot]'") from None
+            raise click.ClickException("--plot needs matplotlib: pip install matplotlib") from None
         click.echo(f"chart written to {plot_path}", err=True)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -153,7 +154,12 @@ class Comparison:
             raise ValueError(f"node '{row.node}' ({row.op_type}) has subgraphs, which may read values "
                              "of the outer graph; a one-node repro cannot hold them")
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} exists and is not a folder; give a new or existing folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot create the folder {folder}: {e}") from None
         inputs, inits, files = [], [], {}
         for name in dict.fromkeys(n for n in node.input if n):
             if name in self.known:
@@ -164,7 +170,10 @@ class Comparison:
                 raise ValueError(f"no value of input '{name}' of node '{row.node}' was computed")
             value = np.asarray(value)
             inputs.append(helper.make_tensor_value_info(name, dtypes.from_numpy(value.dtype), value.shape))
-            fname = re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy"
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+            fname, k = stem + ".npy", 1
+            while fname in files.values():  # two names that sanitize alike
+                fname, k = f"{stem}_{k}.npy", k + 1
             np.save(folder / fname, value)
             files[name] = fname
         outputs = [helper.make_tensor_value_info(o, dtypes.from_numpy(self.reference[o].dtype),
@@ -178,12 +187,13 @@ class Comparison:
         m.functions.extend(f for f in self.model.functions if (f.domain, f.name) in used)
         path = folder / "repro.onnx"
         onnx.save(m, path)
-        cmd = "onnx2max check repro.onnx " + " ".join(f"--input '{n}={f}'" for n, f in files.items())
+        cmd = "onnx2max check repro.onnx " + " ".join(f"--input {shlex.quote(f'{n}={f}')}" for n, f in files.items())
         cmd += f" --atol {self.atol:g} --rtol {self.rtol:g}"
         (folder / "repro.json").write_text(json.dumps({
             "node": row.node, "op_type": row.op_type, "domain": row.domain or "ai.onnx",
             "output": row.output, "max_abs": row.max_abs, "max_rel": row.max_rel,
             "description": self.describe(row), "inputs": files, "command": cmd,
+            "run_in": "this folder (the command's paths are relative to it)",
         }, indent=1) + "\n")
         return path
 
@@ -282,7 +292,14 @@ def compare(
     consts = dict(constant_inputs or {})
     p = prepare(proto, source, {k: v for k, v in shapes.items() if k in runtime and k not in consts} or None,
                 consts)
-    bound = {k: p.values[k] for k in consts}
+    bound = dict(p.constants)
+    if not (atol >= 0 and rtol >= 0):
+        raise ValueError(f"atol and rtol must be numbers >= 0, not {atol!r} and {rtol!r}")
+    for spec in p.inputs:
+        v = feeds.get(spec.name)
+        if v is not None and (np.asarray(v).dtype != spec.dtype or tuple(np.shape(v)) != spec.shape):
+            raise InputError(f"{source}: feed '{spec.name}' is {np.asarray(v).dtype}{list(np.shape(v))}; "
+                             f"the model expects {spec.dtype}{list(spec.shape)}")
     feeds = random_feeds(p.inputs, seed, ones, given={k: v for k, v in feeds.items() if k not in consts},
                          skip=list(p.defaults))
 

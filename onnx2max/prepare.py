@@ -88,6 +88,8 @@ class Prepared:
     folded: set[str] = field(default_factory=set)
     types: dict[str, tuple[int, tuple[int, ...] | None]] = field(default_factory=dict)
     graph_name: str = ""
+    #: graph inputs bound at conversion (``constant_inputs``), as arrays of their dtypes
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
 
     def opset(self, domain: str) -> int:
         """Opset version imported for ``domain`` (``""`` and ``"ai.onnx"`` are the same)."""
@@ -141,16 +143,35 @@ def _constant_inputs(runtime_vis, given, input_shapes, source: str) -> dict[str,
                 raise InputError(f"{source}: constant_inputs['{name}'] has dtype {arr.dtype}, but "
                                  f"the model declares {want}; pass np.asarray(value, np.{want})")
         else:
-            try:
-                arr = np.asarray(value, dtype=want)
-            except (TypeError, ValueError) as e:
-                raise InputError(f"{source}: constant_inputs['{name}'] cannot be read as {want}: {e}") from None
+            arr = _python_value(value, want, f"{source}: constant_inputs['{name}']")
         if shape is not None and (len(shape) != arr.ndim or any(
                 isinstance(d, int) and d != a for d, a in zip(shape, arr.shape))):
             raise InputError(f"{source}: constant_inputs['{name}'] has shape {arr.shape}, but the "
                              f"model declares {tuple(d if isinstance(d, int) else '?' for d in shape)}")
         out[name] = np.ascontiguousarray(arr) if arr.ndim else arr
     return out
+
+
+def _python_value(value, want: np.dtype, what: str) -> np.ndarray:
+    """A Python scalar or (nested) list as an array of ``want``, refused when that would change
+    a value (a fraction into an integer, an out-of-range integer, a bool as a number, text)."""
+    try:
+        natural = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError(f"{what} cannot be read as {want}: {e}") from None
+    if natural.dtype.kind not in "biuf" or (natural.dtype.kind == "b") != (want.kind == "b"):
+        raise InputError(f"{what} is {value!r}; the model declares {want}: pass "
+                         f"{'True/False' if want.kind == 'b' else 'numbers'}")
+    try:
+        with np.errstate(all="ignore"):
+            arr = natural.astype(want)
+            same = bool(np.all((arr == natural) | (np.isnan(natural) & np.isnan(arr))
+                               if natural.dtype.kind == "f" and want.kind == "f" else arr == natural))
+    except (OverflowError, ValueError, TypeError) as e:
+        raise InputError(f"{what} cannot be read as {want}: {e}") from None
+    if not same and want.kind != "f":
+        raise InputError(f"{what} is {value!r}, which {want} cannot hold exactly")
+    return arr
 
 
 def _resolve_inputs(
@@ -634,6 +655,7 @@ def prepare(
         folded=folded,
         types=types,
         graph_name=g.name,
+        constants=bound,
     )
 
 

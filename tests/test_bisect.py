@@ -95,3 +95,43 @@ def test_bisect_names_the_wrong_node_and_writes_a_repro_that_fails_alone(wrong_s
 def test_compare_refuses_unknown_feed_names(tmp_path):
     with pytest.raises(onnx2max.InputError, match="'nope'"):
         onnx2max.compare(_model(), {"nope": np.zeros(1)}, cache_dir=False)
+
+
+def test_repro_of_values_whose_names_sanitize_alike(tmp_path):
+    """No compile: a Comparison made by hand. Inputs 'a/b' and 'a_b' get distinct .npy files,
+    the command quotes them, and the repro computes onnxruntime's value of the node."""
+    import shlex
+
+    from onnx2max.compare import Comparison, NodeDiff
+
+    nodes = [helper.make_node("Relu", ["x"], ["a/b"]), helper.make_node("Neg", ["x"], ["a_b"]),
+             helper.make_node("Sub", ["a/b", "a_b"], ["y"], name="sub")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.array([-1.0, 2.0, 0.5], np.float32)
+    ref = dict(zip(["a/b", "a_b", "y"], ort_run_all(m, {"x": x}, ["a/b", "a_b", "y"])))
+    row = NodeDiff(2, "sub", "Sub", "", "y", (3,), "float32", 1.0, 1.0, False)
+    c = Comparison(m, [row], {}, 1e-4, 1e-3, {"x": x}, ref, dict(ref))
+    c.save_repro(tmp_path / "r")
+    info = json.loads((tmp_path / "r" / "repro.json").read_text())
+    assert sorted(info["inputs"].values()) == ["a_b.npy", "a_b_1.npy"]
+    assert shlex.split(info["command"])[3:] == ["--input", f"a/b={info['inputs']['a/b']}", "--input",
+                                                f"a_b={info['inputs']['a_b']}", "--atol", "0.0001",
+                                                "--rtol", "0.001"]
+    repro = onnx.load(tmp_path / "r" / "repro.onnx")
+    feeds = {n: np.load(tmp_path / "r" / f) for n, f in info["inputs"].items()}
+    (got,) = ort_run(repro, feeds)
+    np.testing.assert_array_equal(got, ref["y"])
+
+
+def ort_run_all(model, feeds, names):
+    """onnxruntime's values of ``names`` (node outputs made graph outputs)."""
+    import onnxruntime as ort
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names if n not in have)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(names, feeds)

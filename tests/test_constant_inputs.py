@@ -78,7 +78,11 @@ def test_without_the_value_the_error_names_the_input():
     ({"rate": 16000}, r"constant_inputs names \['rate'\], which are not graph inputs"),
     ({"sr": np.array(16000, np.int32)}, r"has dtype int32, but the model declares int64"),
     ({"sr": [16000, 8000]}, r"has shape \(2,\), but the model declares \(\)"),
-    ({"sr": "fast"}, r"cannot be read as int64"),
+    ({"sr": "fast"}, r"the model declares int64: pass numbers"),
+    ({"sr": 16000.7}, r"which int64 cannot hold exactly"),
+    ({"sr": 2**63}, r"which int64 cannot hold exactly|cannot be read as int64"),
+    ({"sr": 1e30}, r"which int64 cannot hold exactly"),
+    ({"sr": True}, r"the model declares int64: pass numbers"),
 ])
 def test_bad_constant_inputs_are_typed_errors(consts, match):
     with pytest.raises(onnx2max.InputError, match=match):
@@ -114,3 +118,29 @@ def test_interleaved_timing_orders_engines_by_their_cost():
     assert fast.runs == slow.runs == 9
     assert 1.0 <= fast.median_ms < slow.median_ms and slow.median_ms >= 4.0
     assert fast.throughput == pytest.approx(2 / (fast.median_ms / 1e3))
+
+
+def test_compare_feeds_the_bound_input_to_onnxruntime():
+    c = onnx2max.compare(_sr_model(), {"x": X}, constant_inputs={"sr": 16000}, progress=False)
+    assert c.ok, c.first_bad
+    assert c.values["y"].shape == (4,)
+    assert_matches(c.values["y"], X * 2, "y with sr=16000")
+
+
+def test_cli_refuses_bad_const_and_output_paths_before_converting(tmp_path):
+    path = tmp_path / "sr.onnx"
+    onnx.save(_sr_model(), path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    runner = CliRunner()
+    for args, hint in [
+        (["check", str(path), "--const", "sr=16000", "--const", "sr=8000"], "given twice"),
+        (["check", str(path), "--const", "sr=16000", "--save-repro", str(afile)], "new or existing folder"),
+        (["check", str(path), "--const", f"sr={empty}"], "cannot read it as a .npy array"),
+        (["check", str(path), "--input", f"x={empty}"], "cannot read it as a .npy array"),
+        (["bench", str(path), "--const", "sr=16000", "--json", str(tmp_path)], "must be a file in an existing folder"),
+    ]:
+        res = runner.invoke(main, args)
+        assert res.exit_code == 2 and hint in res.output, (args, res.output)

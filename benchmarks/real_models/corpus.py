@@ -402,7 +402,8 @@ def write_markdown(entries: list[dict], path: Path = MARKDOWN) -> None:
             if "max_ms" in r else ("", "")
         lines.append(f"| {e['name']} | {e['kind']} | {pkg} | {r['outcome']} | {conv} | {errs} | "
                      f"{ms[0]} | {ms[1]} | {r['load_before']:.1f} | {r['commit']} |")
-    lines[2:2] = [f"**{n_match} of {len(entries)} models match onnxruntime** in the recorded run.", ""]
+    lines[2:2] = [f"**{n_match} of {len(entries)} models match onnxruntime** in the recorded run." if recs
+                  else "**No recorded run**: `python benchmarks/real_models/corpus.py run` makes one.", ""]
     errors = [(e["name"], recs[e["name"]]) for e in entries
               if e["name"] in recs and recs[e["name"]]["outcome"] != "match"]
     if errors:
@@ -438,9 +439,12 @@ def _notes() -> dict[str, str]:
 
 def _select(arg: str | None) -> list[dict]:
     entries = manifest()
-    if not arg:
+    if arg is None:
         return entries
-    want = arg.split(",")
+    want = [w.strip() for w in arg.split(",")]
+    if not all(want):
+        raise SystemExit(f"--models '{arg}': give comma-separated model names; the manifest has "
+                         f"{[e['name'] for e in entries]}")
     unknown = set(want) - {e["name"] for e in entries}
     if unknown:
         raise SystemExit(f"unknown models {sorted(unknown)}; the manifest has "
