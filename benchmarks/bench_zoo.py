@@ -26,8 +26,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--out", type=Path, default=None, help="write all records as JSON")
     a = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    from onnx2max.conformance import source_commit
+
+    commit = source_commit()
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models.split(","):

@@ -66,17 +66,6 @@ def _parse_consts(items: tuple[str, ...]) -> dict:
     return consts
 
 
-def _declared(path, consts: dict) -> dict[str, np.ndarray]:
-    """``consts`` as arrays of their graph inputs' declared dtypes (for onnxruntime's feed)."""
-    import onnx
-
-    from . import dtypes
-
-    types = {i.name: i.type.tensor_type.elem_type for i in onnx.load(str(path), load_external_data=False).graph.input}
-    return {k: np.asarray(v, dtype=dtypes.to_numpy(types[k])) if not isinstance(v, np.ndarray) else v
-            for k, v in consts.items() if k in types}
-
-
 def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndarray]:
     from .compare import random_feeds
 
@@ -236,7 +225,7 @@ def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    want = sess.run([s.name for s in m.outputs], {**feeds, **_declared(path, const_values)})
+    want = sess.run([s.name for s in m.outputs], {**feeds, **m._built.prepared.constants})
     table = Table(title=f"MAX vs onnxruntime {ort.__version__}",
                   caption=f"ok: every element within atol + rtol * |onnxruntime| (atol {atol:g}, "
                           f"rtol {rtol:g}); the max errors may come from different elements")
@@ -280,7 +269,7 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
         raise click.ClickException(str(e)) from None
     try:
         c = compare(path, given, input_shapes=_parse_shapes(input_shape),
-                    constant_inputs=_declared(path, const_values) or None, atol=atol, rtol=rtol,
+                    constant_inputs=const_values or None, atol=atol, rtol=rtol,
                     seed=seed, ones=ones, device=device, cache_dir=False if no_cache else cache_dir)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
@@ -367,7 +356,7 @@ def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
             path, m = _convert(model_arg, device, input_shape, cache_dir, no_cache, given, profile, const_values)
             _check_input_names(m, given)
             feeds = _make_inputs(m, given, seed, ones)
-            res = b.bench(path, m, feeds, ort_feeds={**feeds, **_declared(path, const_values)},
+            res = b.bench(path, m, feeds, ort_feeds={**feeds, **m._built.prepared.constants},
                           torch_module=torch_module, torch_inputs=torch_inputs, warmup=warmup, runs=runs,
                           max_seconds=max_seconds, label=model)
             if not no_overhead:

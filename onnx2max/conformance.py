@@ -428,26 +428,33 @@ class StaleResultsError(Exception):
     """A conformance results file was written by other code (see :func:`run`)."""
 
 
+def source_commit() -> str:
+    """The git commit of onnx2max's source when it is a git checkout (``+changes`` when
+    ``onnx2max/`` has uncommitted edits), else ``"unknown"``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "onnx2max"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def provenance() -> dict:
     """What produced a results file: onnx2max's source fingerprint, the git commit where the
     source is a git checkout (``+changes`` when it has uncommitted edits), onnx and MAX
     versions, and the date (UTC)."""
     import datetime
-    import subprocess
 
     from .cache import code_fingerprint
 
-    commit = "unknown"
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "onnx2max"],
-                                   cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-            commit = head.stdout.strip() + ("+changes" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
+    commit = source_commit()
     return {"onnx2max_commit": commit, "fingerprint": code_fingerprint(), "onnx": onnx.__version__,
             "max": _max_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}

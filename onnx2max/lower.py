@@ -23,7 +23,7 @@ from onnx import helper
 
 from . import derive, dtypes, registry
 from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
-from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last, to_last_perm
+from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
 from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node
 
 #: folded tensors (not initializers from the file) up to this many elements become graph
@@ -362,8 +362,7 @@ class _Lowering:
         # Small folded values become graph constants, except non-finite floats: MAX 26.7 turns
         # Where(mask, <constant -inf>, x) into NaN (the GPT decoder's causal mask did this),
         # while the same value as a Weight computes correctly.
-        finite = arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr)))
-        if (name in self.p.folded and arr.size <= SMALL_CONSTANT and finite) or name not in self.p.values:
+        if self._as_graph_constant(name, arr):
             self.lowered.consumed.add(name)
             return make_constant(arr, self.device)
         wname = f"{self.prefix}w{len(self.lowered.weights)}"
@@ -371,15 +370,19 @@ class _Lowering:
         self.lowered.weights.append((wname, name))
         return TensorValue(w)
 
+    def _as_graph_constant(self, name: str, arr: np.ndarray) -> bool:
+        """Whether known value ``name`` becomes a graph constant rather than a ``Weight``:
+        values made at lowering, and small finite folded ones (MAX 26.7 turns
+        Where(mask, <constant -inf>, x) into NaN, while the same value as a Weight is right)."""
+        finite = arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr)))
+        return name not in self.p.values or (name in self.p.folded and arr.size <= SMALL_CONSTANT and finite)
+
     def const_last(self, name: str, rank: int) -> TensorValue:
         """Constant ``name`` left-padded to ``rank`` dims and transposed channels-last, made at
         conversion: a graph constant when small and folded, else a derived weight."""
         arr = self.env[name].const
-        padded = arr.reshape((1,) * (rank - arr.ndim) + arr.shape)
-        perm = to_last_perm(rank)
-        last = np.ascontiguousarray(padded.transpose(perm))
-        finite = arr.dtype.kind != "f" or bool(np.all(np.isfinite(arr)))
-        if name not in self.p.values or (name in self.p.folded and arr.size <= SMALL_CONSTANT and finite):
+        last = np.ascontiguousarray(derive.RECIPES["channels_last"](arr, rank=rank))
+        if self._as_graph_constant(name, arr):
             self.lowered.consumed.add(name)
             return make_constant(last, self.device)
         return self.derived_weight(Derived("channels_last", (name,), (("rank", rank),),
@@ -479,9 +482,15 @@ def wide_layout() -> bool:
     return os.environ.get("ONNX2MAX_LAYOUT", "wide") != "basic"
 
 
+def unroll_rnn() -> bool:
+    """``ONNX2MAX_UNROLL_RNN=1`` unrolls every RNN/GRU/LSTM sequence instead of a MAX while
+    loop (the lowering before, for comparison)."""
+    return os.environ.get("ONNX2MAX_UNROLL_RNN", "") not in ("", "0")
+
+
 def lowering_switches() -> str:
     """The environment switches that change what the lowering emits (part of cache keys)."""
-    return f"unroll_rnn={os.environ.get('ONNX2MAX_UNROLL_RNN', '')}|wide_layout={int(wide_layout())}"
+    return f"unroll_rnn={int(unroll_rnn())}|wide_layout={int(wide_layout())}"
 
 
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:

@@ -24,6 +24,10 @@ from onnx2max.lower import lower_graph
 from onnx2max.prepare import prepare
 
 
+def _weight(rng, name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+
 def _se_model() -> onnx.ModelProto:
     """Conv -> SE block (GlobalAveragePool, 1x1 Convs, HardSigmoid, Mul) -> + bias[C,1,1] ->
     * scale[1,C,1,1] -> Relu -> Conv."""
@@ -31,7 +35,7 @@ def _se_model() -> onnx.ModelProto:
     c = 8
 
     def w(name, *shape):
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+        return _weight(rng, name, *shape)
 
     inits = [w("w0", c, 3, 3, 3), w("w1", 2, c, 1, 1), w("w2", c, 2, 1, 1), w("w3", 4, c, 3, 3),
              w("bias", c, 1, 1), w("scale", 1, c, 1, 1)]
@@ -110,7 +114,7 @@ def _split_slice_model() -> onnx.ModelProto:
     rng = np.random.default_rng(3)
 
     def w(name, *shape):
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+        return _weight(rng, name, *shape)
 
     consts = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
               [("starts", [1, 0]), ("ends", [4, 12]), ("axes", [1, 3]), ("steps", [1, 2])]]
@@ -141,7 +145,7 @@ def test_split_and_slice_stay_channels_last_and_match_onnxruntime(converted, mon
 def _nhwc_model() -> onnx.ModelProto:
     """A TensorFlow-style model: NHWC input, Transpose to NCHW, Conv, MaxPool, Transpose back."""
     rng = np.random.default_rng(5)
-    w = numpy_helper.from_array((rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    w = _weight(rng, "w", 6, 3, 3, 3)
     nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
              helper.make_node("Conv", ["xc", "w"], ["c"]),
              helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),

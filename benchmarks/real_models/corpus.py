@@ -304,14 +304,10 @@ def run_one(entry: dict) -> dict:
 
 
 def _commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return head + ("+changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The commit of the onnx2max source a child process imports (``+changes`` if edited)."""
+    from onnx2max.conformance import source_commit
+
+    return source_commit()
 
 
 def run(entries: list[dict], timeout: float, warm: bool, log=print) -> dict:

@@ -13,13 +13,11 @@ Gate order in ``W``, ``R`` and ``B``: RNN ``i``; GRU ``z, r, h``; LSTM ``i, o, f
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
-from ..lower import make_constant
+from ..lower import make_constant, unroll_rnn
 from ..registry import converter
 
 _DEFAULTS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
@@ -180,7 +178,7 @@ def _recurrent(ctx, kind: str):
             return (ops.where(live, h_new, zeros), ops.where(live, h_new, h),
                     None if c_new is None else ops.where(live, c_new, c))
 
-        if seq <= _UNROLL_MAX_STEPS or _unroll_forced():
+        if seq <= _UNROLL_MAX_STEPS or unroll_rnn():
             y, h, c = _unrolled(step, xw, h, c, seq, batch, lens, dname == "reverse", x)
         else:
             y, h, c = _looped(step, xw, h, c, seq, batch, hidden, lens, dname == "reverse", x)
@@ -200,11 +198,6 @@ def _recurrent(ctx, kind: str):
 #: sequences of at most this many steps are unrolled; longer ones run as one ``ops.while_loop``
 #: whose body MAX compiles once (see docs/performance.md for the compile times of both)
 _UNROLL_MAX_STEPS = 1
-
-
-def _unroll_forced() -> bool:
-    """``ONNX2MAX_UNROLL_RNN=1`` unrolls every sequence: the old lowering, for comparison."""
-    return os.environ.get("ONNX2MAX_UNROLL_RNN", "") not in ("", "0")
 
 
 def _unrolled(step, xw, h, c, seq, batch, lens, reverse, like):
