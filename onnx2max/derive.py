@@ -44,11 +44,18 @@ def _conv_transpose_rscf(w: np.ndarray) -> np.ndarray:
     return w.transpose(2, 3, 1, 0)
 
 
+def _pointwise_matrix(w: np.ndarray) -> np.ndarray:
+    """A 1x1 Conv filter (Cout, Cin, 1[, 1]) -> the (Cin, Cout) matrix that right-multiplies
+    the channels-last pixels."""
+    return w.reshape(w.shape[0], w.shape[1]).T
+
+
 RECIPES: dict[str, Callable[..., np.ndarray]] = {
     "transpose": _transpose,
     "swap_last2": _swap_last2,
     "channels_last": _channels_last,
     "conv_transpose_rscf": _conv_transpose_rscf,
+    "pointwise_matrix": _pointwise_matrix,
     "bn_scale": _bn_scale,
     "bn_shift": _bn_shift,
 }

@@ -488,9 +488,19 @@ def unroll_rnn() -> bool:
     return os.environ.get("ONNX2MAX_UNROLL_RNN", "") not in ("", "0")
 
 
+def pointwise_matmul() -> bool:
+    """Whether a 1x1 ``Conv`` (group 1, no padding, an initializer filter) is lowered as a
+    MatMul over the channels-last pixels (the default). ``ONNX2MAX_POINTWISE=conv`` lowers it
+    with ``ops.conv2d`` like every other Conv (the lowering before, for comparison). On CPU each
+    distinct convolution shape costs MAX about 10 s of compile, a distinct MatMul shape about
+    1.5 s (``docs/performance.md``)."""
+    return os.environ.get("ONNX2MAX_POINTWISE", "matmul") != "conv"
+
+
 def lowering_switches() -> str:
     """The environment switches that change what the lowering emits (part of cache keys)."""
-    return f"unroll_rnn={int(unroll_rnn())}|wide_layout={int(wide_layout())}"
+    return (f"unroll_rnn={int(unroll_rnn())}|wide_layout={int(wide_layout())}"
+            f"|pointwise_matmul={int(pointwise_matmul())}")
 
 
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:

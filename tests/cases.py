@@ -187,11 +187,18 @@ def nn_cases() -> list[Case]:
     c.append(node("Conv-valid", "Conv", [x, w], {"auto_pad": "VALID", "strides": [2, 1]}, consts=(1,)))
     c.append(node("Conv-asym-pads", "Conv", [x, w, bias], {"pads": [0, 1, 2, 0]}, consts=(1, 2)))
     c.append(node("Conv-1x1-runtime-weight", "Conv", [x, f32(5, 4, 1, 1)]))
+    # 1x1 convolutions with an initializer filter lower as MatMul (lower.pointwise_matmul)
+    c.append(node("Conv-pointwise-bias", "Conv", [x, f32(6, 4, 1, 1), bias], consts=(1, 2)))
+    c.append(node("Conv-pointwise-stride2", "Conv", [x, f32(5, 4, 1, 1)], {"strides": [2, 2]}, consts=(1,)))
+    c.append(node("Conv-pointwise-stride-2x1-dilation", "Conv", [x, f32(5, 4, 1, 1), f32(5)],
+                  {"strides": [2, 1], "dilations": [3, 3]}, consts=(1, 2)))
+    c.append(node("Conv-pointwise-pads", "Conv", [x, f32(5, 4, 1, 1)], {"pads": [1, 0, 0, 1]}, consts=(1,)))
     c.append(node("Conv-kernel-rect", "Conv", [x, f32(3, 4, 1, 3)], {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1]}, consts=(1,)))
     x1 = f32(2, 4, 9)
     c.append(node("Conv1d-stride-pads", "Conv", [x1, f32(5, 4, 3), f32(5)], {"strides": [2], "pads": [1, 2]}, consts=(1, 2)))
     c.append(node("Conv1d-same-upper-stride", "Conv", [x1, f32(5, 4, 3)], {"auto_pad": "SAME_UPPER", "strides": [2]}, consts=(1,)))
     c.append(node("Conv1d-depthwise", "Conv", [x1, f32(4, 1, 3)], {"group": 4}, consts=(1,)))
+    c.append(node("Conv1d-pointwise-stride", "Conv", [x1, f32(5, 4, 1), f32(5)], {"strides": [2]}, consts=(1, 2)))
     # pooling
     c.append(node("MaxPool-k3s2p1", "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}))
     c.append(node("MaxPool-ceil", "MaxPool", [x], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}))

@@ -11,6 +11,7 @@ from max.graph import TensorValue, ops
 from max.graph.type import FilterLayout
 
 from ..layout import ChannelsLast
+from ..lower import pointwise_matmul
 from ..prepare import ceil_pool_lengths
 from ..registry import converter
 
@@ -61,10 +62,31 @@ def _as_2d_last(x: TensorValue) -> TensorValue:
     return ops.unsqueeze(x, 1)
 
 
+def _pointwise_as_matmul(ctx, xs, ws, strides) -> ChannelsLast | None:
+    """A 1x1 Conv (group 1, no pads, a filter from an initializer) as one MatMul: the
+    channels-last pixels ``(N * H' * W', Cin)`` (every ``stride``-th pixel) times the filter as
+    a ``(Cin, Cout)`` matrix computed at load, plus the bias. ``None`` where it does not apply."""
+    cout, cin = ws[0], ws[1]
+    w = ctx.derived("pointwise_matrix", [1], (cin, cout))
+    if w is None:
+        return None
+    x = ctx.input_last(0)  # (N, spatial..., C)
+    if any(s != 1 for s in strides):
+        x = x[(slice(None), *(slice(None, None, s) for s in strides), slice(None))]
+    out_shape = [int(d) for d in x.shape[:-1]] + [cout]
+    y = ops.matmul(ops.reshape(x, [-1, cin]), w)
+    if ctx.has_input(2):
+        y = y + ctx.input(2)
+    return ChannelsLast(ops.reshape(y, out_shape))
+
+
 @converter("Conv")
 def conv(ctx):
     """ONNX ``Conv``, 1-D and 2-D: groups (depthwise too), dilations, strides, explicit pads and
-    ``auto_pad``. MAX ``ops.conv2d`` on NHWC input with the OIHW filter as ``FilterLayout.FCRS``."""
+    ``auto_pad``. MAX ``ops.conv2d`` on NHWC input with the OIHW filter as ``FilterLayout.FCRS``;
+    a 1x1 Conv with group 1, no padding and an initializer filter as MAX ``ops.matmul`` on the
+    channels-last pixels (``ONNX2MAX_POINTWISE=conv`` turns that off; see
+    :func:`onnx2max.lower.pointwise_matmul`)."""
     xs = ctx.shape(0)
     nd = len(xs) - 2
     if nd not in (1, 2):
@@ -78,6 +100,11 @@ def conv(ctx):
         raise ctx.error(
             f"input has {xs[1]} channels but the weight {ws} with group={group} expects {ws[1] * group}"
         )
+    if (group == 1 and all(k == 1 for k in kernel) and not any(begins) and not any(ends)
+            and pointwise_matmul()):
+        y = _pointwise_as_matmul(ctx, xs, ws, strides)
+        if y is not None:
+            return y
     x = ctx.input_last(0)
     w = ctx.input(1)
     if nd == 1:
