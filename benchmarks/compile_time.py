@@ -11,9 +11,13 @@ prepare, lower, MAX compile, cache) and the process's CPU seconds; ``--json FILE
 records, with the machine, versions, load average and date. Run it on an otherwise idle
 machine: it runs one conversion at a time, and states the load average it saw.
 
-Models: the zoo (``models/``, exported with ``export.to_onnx``), ``resnet50`` (onnx's light
+Models: ``gemm`` (one Gemm node, 64x256 @ 256x256), the zoo (``models/``, exported with ``export.to_onnx``), ``resnet50`` (onnx's light
 model), ``encoder12`` (``nn.TransformerEncoder``, 12 layers, d_model 384, 6 heads, 1x128
 tokens) and ``lstm`` (``nn.LSTM``, 2 layers, bidirectional, hidden 128, 100 steps).
+
+The lowering switches in the environment (``ONNX2MAX_POINTWISE=conv``, ``ONNX2MAX_UNROLL_RNN=1``,
+``ONNX2MAX_LAYOUT=basic``) reach the child processes and are recorded with the results, so
+each lever can be measured on and off.
 
 Usage: ``python benchmarks/compile_time.py [--models a,b,...] [--json out.json]``. A cold
 ResNet-50 takes tens of minutes on 2 cores.
@@ -55,6 +59,20 @@ def export_model(name: str, folder: Path) -> Path:
     from export import to_onnx
     from models import ZOO
 
+    if name == "gemm":  # one Gemm node, 64x256 @ 256x256 + bias: MAX's fixed cost plus one matmul
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        rng = np.random.default_rng(0)
+        inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+                 for n, s in (("w", (256, 256)), ("b", (256,)))]
+        g = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])], inits)
+        path = folder / "gemm.onnx"
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+        return path
     if name in ZOO:
         module, inputs = ZOO[name]()
     elif name == "encoder12":
@@ -107,11 +125,13 @@ def _stage_total(rec: dict) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="mlp,small_cnn,transformer_encoder,gpt,resnet18,"
+    ap.add_argument("--models", default="gemm,mlp,small_cnn,transformer_encoder,gpt,resnet18,"
                     "mobilenet_v2,encoder12,lstm,resnet50")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     from importlib import metadata
+
+    from onnx2max.lower import lowering_switches
 
     records = []
     for name in args.models.split(","):
@@ -137,6 +157,7 @@ def main() -> None:
         "onnx2max_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                           capture_output=True, text=True).stdout.strip(),
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "lowering_switches": lowering_switches(),
     }
     print(json.dumps(meta))
     if args.json:
