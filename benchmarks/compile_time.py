@@ -37,6 +37,10 @@ import tempfile
 import time
 from pathlib import Path
 
+#: this checkout: the parent and the child processes import its onnx2max, export and models
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 _CHILD = r"""
 import dataclasses, json, sys
 import onnx2max
@@ -103,7 +107,7 @@ def convert(path: Path, cache: Path, modular: Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(cache)], env=env,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=ROOT)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rec = {"process_wall_s": round(wall, 2),
@@ -131,6 +135,7 @@ def main() -> None:
     args = ap.parse_args()
     from importlib import metadata
 
+    from onnx2max.conformance import source_commit
     from onnx2max.lower import lowering_switches
 
     records = []
@@ -154,8 +159,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "max": metadata.version("max"), "onnx": metadata.version("onnx"),
-        "onnx2max_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                          capture_output=True, text=True).stdout.strip(),
+        "onnx2max_commit": source_commit(),
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "lowering_switches": lowering_switches(),
     }

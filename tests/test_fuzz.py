@@ -2,8 +2,8 @@
 
 Every outcome must be a typed :class:`onnx2max.errors.Onnx2MaxError`, or a model whose outputs
 match onnxruntime's. Each case runs load -> prepare -> lower (no compile), under a time limit;
-the cases that get through are deduplicated and compiled together in one MAX compile at the
-end, then compared with onnxruntime. The case counts are printed.
+the cases that get through are deduplicated, and the survivors of both strategies are compiled
+together in one MAX compile at the end, then compared with onnxruntime. The case counts are printed.
 
 CI runs ``ONNX2MAX_FUZZ_EXAMPLES`` cases per strategy (default 1000, so 2000 in all) with a
 fixed seed. A longer, randomised run:
@@ -251,69 +251,6 @@ class Tally:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, old)
 
-    def compile_and_compare(self, cache_dir) -> None:
-        """Compile up to MAX_COMPILED distinct survivors together; compare with onnxruntime."""
-        import onnxruntime as ort
-
-        from conftest import assert_matches
-
-        models = list(self.survivors.values())[:MAX_COMPILED]
-        if not models:
-            return
-        try:
-            compiled = onnx2max.from_onnx_many(models, cache_dir=cache_dir, progress=False)
-        except CompileError:
-            # one survivor MAX cannot compile: compile one at a time to find it
-            compiled = []
-            for m in models:
-                try:
-                    compiled.append(onnx2max.from_onnx(m, cache_dir=cache_dir, progress=False))
-                except Onnx2MaxError as e:
-                    self.compared[f"{type(e).__name__} at compile"] += 1
-                    compiled.append(None)
-        rng = np.random.default_rng(0)
-        for proto, cm in zip(models, compiled):
-            if cm is None:
-                continue
-            feeds = {}
-            for s in cm.inputs:
-                if s.dtype.kind == "f":
-                    feeds[s.name] = rng.standard_normal(s.shape).astype(s.dtype)
-                elif s.dtype.kind == "b":
-                    feeds[s.name] = rng.integers(0, 2, s.shape).astype(bool)
-                else:
-                    feeds[s.name] = rng.integers(0, 3, s.shape).astype(s.dtype)
-            reference = "onnxruntime"
-            try:
-                sess = ort.InferenceSession(proto.SerializeToString(),
-                                            providers=["CPUExecutionProvider"])
-                want = sess.run(None, feeds)
-            except Exception as e:
-                # onnxruntime lacks some old opsets (Gemm-1, Add-1): onnx's reference
-                # evaluator is the reference then
-                try:
-                    want = ReferenceEvaluator(proto).run(None, feeds)
-                    reference = "onnx's reference evaluator"
-                except Exception:
-                    # neither implements it (ancient opsets such as Gemm-1): nothing to compare
-                    # with; counted and printed, not judged
-                    self.compared["compiled, no reference implements it"] += 1
-                    continue
-            got = cm.run(None, feeds)
-            before = len(self.failures)
-            for k, (g, w) in enumerate(zip(got, want)):
-                try:
-                    if w.dtype.kind == "f":
-                        np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-3, equal_nan=True)
-                        assert g.dtype == w.dtype and g.shape == w.shape
-                    else:
-                        assert_matches(g, w, f"output {k}")
-                except AssertionError as e:
-                    self.failures.append(f"output {k} differs from {reference}: {e}\n"
-                                         f"{onnx.helper.printable_graph(proto.graph)}")
-            if len(self.failures) == before:
-                self.compared[f"compiled, matched {reference}"] += 1
-
     def report(self, title: str) -> None:
         total = sum(self.outcomes.values())
         print(f"\n{title}: {total} cases; "
@@ -324,36 +261,109 @@ class Tally:
         assert not self.failures, "\n\n".join(self.failures[:5])
 
 
+def compile_and_compare(tallies: list[Tally], cache_dir) -> None:
+    """Compile up to MAX_COMPILED distinct survivors of each tally, all in one MAX compile;
+    compare each with onnxruntime and record the outcome in its own tally."""
+    import onnxruntime as ort
+
+    from conftest import assert_matches
+
+    pairs = [(t, m) for t in tallies for m in list(t.survivors.values())[:MAX_COMPILED]]
+    models = [m for _, m in pairs]
+    if not models:
+        return
+    try:
+        compiled = onnx2max.from_onnx_many(models, cache_dir=cache_dir, progress=False)
+    except CompileError:
+        # one survivor MAX cannot compile: compile one at a time to find it
+        compiled = []
+        for tally, m in pairs:
+            try:
+                compiled.append(onnx2max.from_onnx(m, cache_dir=cache_dir, progress=False))
+            except Onnx2MaxError as e:
+                tally.compared[f"{type(e).__name__} at compile"] += 1
+                compiled.append(None)
+    rng = np.random.default_rng(0)
+    for (tally, proto), cm in zip(pairs, compiled):
+        if cm is None:
+            continue
+        feeds = {}
+        for s in cm.inputs:
+            if s.dtype.kind == "f":
+                feeds[s.name] = rng.standard_normal(s.shape).astype(s.dtype)
+            elif s.dtype.kind == "b":
+                feeds[s.name] = rng.integers(0, 2, s.shape).astype(bool)
+            else:
+                feeds[s.name] = rng.integers(0, 3, s.shape).astype(s.dtype)
+        reference = "onnxruntime"
+        try:
+            sess = ort.InferenceSession(proto.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+            want = sess.run(None, feeds)
+        except Exception as e:
+            # onnxruntime lacks some old opsets (Gemm-1, Add-1): onnx's reference
+            # evaluator is the reference then
+            try:
+                want = ReferenceEvaluator(proto).run(None, feeds)
+                reference = "onnx's reference evaluator"
+            except Exception:
+                # neither implements it (ancient opsets such as Gemm-1): nothing to compare
+                # with; counted and printed, not judged
+                tally.compared["compiled, no reference implements it"] += 1
+                continue
+        got = cm.run(None, feeds)
+        before = len(tally.failures)
+        for k, (g, w) in enumerate(zip(got, want)):
+            try:
+                if w.dtype.kind == "f":
+                    np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-3, equal_nan=True)
+                    assert g.dtype == w.dtype and g.shape == w.shape
+                else:
+                    assert_matches(g, w, f"output {k}")
+            except AssertionError as e:
+                tally.failures.append(f"output {k} differs from {reference}: {e}\n"
+                                     f"{onnx.helper.printable_graph(proto.graph)}")
+        if len(tally.failures) == before:
+            tally.compared[f"compiled, matched {reference}"] += 1
+
+
 def _settings():
     return settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not RANDOM,
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
 
-def test_fuzz_structural_mutations(tmp_path):
-    tally = Tally()
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory) -> dict[str, Tally]:
+    """Both strategies' cases, then the survivors of both compiled in one MAX compile."""
+    structural, byte = Tally(), Tally()
 
     @_settings()
     @given(structural_mutants())
-    def run(m):
-        tally.case(m)
+    def run_structural(m):
+        structural.case(m)
 
-    run()
-    tally.compile_and_compare(tmp_path / "cache")
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = folder / "mutant.onnx"
+
+    @_settings()
+    @given(byte_mutants())
+    def run_bytes(data):
+        path.write_bytes(data)
+        byte.case(None, path=path)
+
+    run_structural()
+    run_bytes()
+    compile_and_compare([structural, byte], folder / "cache")
+    return {"structural": structural, "byte": byte}
+
+
+def test_fuzz_structural_mutations(fuzzed):
+    tally = fuzzed["structural"]
     tally.report("structural mutations")
     assert sum(tally.outcomes.values()) >= min(EXAMPLES, 100)
 
 
-def test_fuzz_byte_mutations(tmp_path):
-    tally = Tally()
-    path = tmp_path / "mutant.onnx"
-
-    @_settings()
-    @given(byte_mutants())
-    def run(data):
-        path.write_bytes(data)
-        tally.case(None, path=path)
-
-    run()
-    tally.compile_and_compare(tmp_path / "cache")
+def test_fuzz_byte_mutations(fuzzed):
+    tally = fuzzed["byte"]
     tally.report("byte mutations")
     assert sum(tally.outcomes.values()) >= min(EXAMPLES, 100)
