@@ -11,12 +11,13 @@ prepare, lower, MAX compile, cache) and the process's CPU seconds; ``--json FILE
 records, with the machine, versions, load average and date. Run it on an otherwise idle
 machine: it runs one conversion at a time, and states the load average it saw.
 
-Models: ``gemm`` (one Gemm node, 64x256 @ 256x256), the zoo (``models/``, exported with ``export.to_onnx``), ``resnet50`` (onnx's light
+Models: ``gemm`` (one Gemm node, 64x256 @ 256x256), ``loop64`` (a ``Loop`` of 64 trips of
+``x = tanh(x @ W)``, unrolled by default, a while loop with ``ONNX2MAX_UNROLL_LOOP=0``), the zoo (``models/``, exported with ``export.to_onnx``), ``resnet50`` (onnx's light
 model), ``encoder12`` (``nn.TransformerEncoder``, 12 layers, d_model 384, 6 heads, 1x128
 tokens) and ``lstm`` (``nn.LSTM``, 2 layers, bidirectional, hidden 128, 100 steps).
 
 The lowering switches in the environment (``ONNX2MAX_POINTWISE=conv``, ``ONNX2MAX_UNROLL_RNN=1``,
-``ONNX2MAX_LAYOUT=basic``) reach the child processes and are recorded with the results, so
+``ONNX2MAX_LAYOUT=basic``, ``ONNX2MAX_UNROLL_LOOP=N``) reach the child processes and are recorded with the results, so
 each lever can be measured on and off.
 
 Usage: ``python benchmarks/compile_time.py [--models a,b,...] [--json out.json]``. A cold
@@ -75,6 +76,24 @@ def export_model(name: str, folder: Path) -> Path:
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 256])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 256])], inits)
         path = folder / "gemm.onnx"
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+        return path
+    if name == "loop64":  # a Loop of 64 trips: x = tanh(x @ W) on 8x256, W from the outer graph
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        vi = helper.make_tensor_value_info
+        body = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Tanh", ["xw"], ["x_next"])],
+            "body", [vi("i", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("x", TensorProto.FLOAT, [8, 256])],
+            [vi("c", TensorProto.BOOL, []), vi("x_next", TensorProto.FLOAT, [8, 256])])
+        rng = np.random.default_rng(0)
+        inits = [numpy_helper.from_array((rng.standard_normal((256, 256)) / 16).astype(np.float32), "w"),
+                 numpy_helper.from_array(np.array(64, np.int64), "M")]
+        g = helper.make_graph([helper.make_node("Loop", ["M", "", "x0"], ["y"], body=body)], "loop64",
+                              [vi("x0", TensorProto.FLOAT, [8, 256])], [vi("y", TensorProto.FLOAT, [8, 256])], inits)
+        path = folder / "loop64.onnx"
         onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
         return path
     if name in ZOO:

@@ -24,7 +24,7 @@ from onnx import helper
 from . import derive, dtypes, registry
 from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
 from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
-from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node
+from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node, unroll_loop_trips
 
 #: folded tensors (not initializers from the file) up to this many elements become graph
 #: constants; larger ones become weights.
@@ -500,7 +500,7 @@ def pointwise_matmul() -> bool:
 def lowering_switches() -> str:
     """The environment switches that change what the lowering emits (part of cache keys)."""
     return (f"unroll_rnn={int(unroll_rnn())}|wide_layout={int(wide_layout())}"
-            f"|pointwise_matmul={int(pointwise_matmul())}")
+            f"|pointwise_matmul={int(pointwise_matmul())}|unroll_loop={unroll_loop_trips()}")
 
 
 def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
@@ -578,15 +578,20 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
             lw.store(ctx, k, results[k])
 
 
-def lower_subgraph(lw: "_Lowering", graph: onnx.GraphProto) -> list[TensorValue]:
-    """Lower an ONNX subgraph (an ``If`` branch) where outer-scope values are visible, and
-    return its outputs; the subgraph's own values do not leak into the outer scope."""
+def lower_subgraph(lw: "_Lowering", graph: onnx.GraphProto,
+                   bind: dict[str, TensorValue] | None = None) -> list[TensorValue]:
+    """Lower an ONNX subgraph (an ``If`` branch, a ``Loop`` body) where outer-scope values are
+    visible, and return its outputs; the subgraph's own values do not leak into the outer scope.
+    ``bind`` gives the subgraph's graph inputs (a loop body's iteration number, condition and
+    carried values) as MAX values of the enclosing block."""
     # values made inside the branch live in its block: work on copies of the entries, so
     # nothing the branch creates (a materialised constant, a layout permute) is seen outside
     saved_env, saved_ids = lw.env, lw._weight_ids
     lw.env = {k: copy.copy(v) for k, v in saved_env.items()}
     lw._weight_ids = dict(saved_ids)
     try:
+        for name, value in (bind or {}).items():
+            lw.env[name] = _Entry(first=value)
         for t in graph.initializer:
             lw.env[t.name] = _Entry(const=onnx.numpy_helper.to_array(t))
         lower_nodes(lw, list(graph.node))

@@ -304,7 +304,12 @@ def fold_node(
             outs = ev.run(None, {k: v for k, v in feeds.items() if k in node.input})
     except Exception:
         return None
-    return [np.asarray(o) for o in outs]
+    outs = [np.asarray(o) for o in outs]
+    if node.op_type == "ReduceMean" and node.input and np.asarray(feeds.get(node.input[0], 1)).size == 0:
+        # the mean of an empty set is undefined in the operator text; the evaluator gives NaN,
+        # onnxruntime and onnx2max's converter give 0
+        outs = [np.zeros_like(o) for o in outs]
+    return outs
 
 
 def _inference_model(
@@ -706,13 +711,25 @@ def _rename_captures(node: onnx.NodeProto, rename: dict[str, str]) -> None:
                     o.name = rename[o.name]
 
 
+def unroll_loop_trips() -> int:
+    """The most trips of a ``Loop`` that prepare unrolls (default 64); longer loops, and
+    every loop with ``ONNX2MAX_UNROLL_LOOP=0``, are lowered as one MAX while loop
+    (``onnx2max/ops/control.py``). ``ONNX2MAX_UNROLL_LOOP=N`` sets the limit, for comparison."""
+    raw = os.environ.get("ONNX2MAX_UNROLL_LOOP", "64")
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        raise InputError(f"ONNX2MAX_UNROLL_LOOP={raw!r}: expected a number of trips (0 never "
+                         "unrolls)") from None
+
+
 def _inline_control_flow(
     node: onnx.NodeProto, values, uid: int, opset: int
 ) -> list[onnx.NodeProto] | None:
     """``If`` with a condition known at conversion: the taken branch's nodes. ``Loop`` with a
-    trip count known at conversion (at most 64), no runtime condition, and a body whose
-    ``cond`` output is its ``cond`` input (or an Identity of it): the body unrolled, with scan
-    outputs concatenated.
+    trip count known at conversion (at most :func:`unroll_loop_trips`), no runtime condition,
+    and a body whose ``cond`` output is its ``cond`` input (or an Identity of it): the body
+    unrolled, with scan outputs concatenated.
     ``None`` when neither applies (the node stays)."""
     if node.domain not in STANDARD_DOMAINS:
         return None
@@ -732,7 +749,7 @@ def _inline_control_flow(
         body = attrs["body"].g
         trips = _scalar(values, node.input[0] if len(node.input) > 0 else "")
         cond_name = node.input[1] if len(node.input) > 1 else ""
-        if trips is None or int(trips) > 64 or int(trips) < 0:
+        if trips is None or int(trips) > unroll_loop_trips() or int(trips) < 0:
             return None
         if cond_name and not (_scalar(values, cond_name) is not None and bool(_scalar(values, cond_name))):
             return None

@@ -538,6 +538,75 @@ def recurrent_cases() -> list[Case]:
     ]
 
 
+# ---------------------------------------------------------------- Loop as a MAX while loop
+def _vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def _loop_body(nodes, cond_out="cond_in", scan=None):
+    """A Loop body over one carried float tensor ``x`` (2, 3): inputs ``i``, ``cond_in``,
+    ``x``; outputs the condition, ``x_next`` and the optional scan output."""
+    outs = [_vi(cond_out, TensorProto.BOOL, []), _vi("x_next", TensorProto.FLOAT, [2, 3])]
+    if scan:
+        outs.append(_vi(scan, TensorProto.FLOAT, [2, 3]))
+    return helper.make_graph(nodes, "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []),
+                                             _vi("x", TensorProto.FLOAT, [2, 3])], outs)
+
+
+def loop_body_scan():
+    """x_next = x * 0.5 + a (``a`` read from the outer graph); scan output x_next + i."""
+    return _loop_body([N("Constant", [], ["half"], value=numpy_helper.from_array(np.float32(0.5))),
+                       N("Mul", ["x", "half"], ["xh"]), N("Add", ["xh", "a"], ["x_next"]),
+                       N("Cast", ["i"], ["fi"], to=TensorProto.FLOAT), N("Add", ["x_next", "fi"], ["s"])],
+                      scan="s")
+
+
+def loop_body_doubling(limit: float):
+    """x_next = 2 x; the body's condition: sum(x_next) < ``limit`` (an early exit)."""
+    return _loop_body([N("Constant", [], ["lim"], value=numpy_helper.from_array(np.float32(limit))),
+                       N("Add", ["x", "x"], ["x_next"]), N("ReduceSum", ["x_next"], ["t"], keepdims=0),
+                       N("Less", ["t", "lim"], ["c"])],
+                      cond_out="c")
+
+
+def _loop_model(inputs: dict, consts: dict, loop_inputs, body, outputs) -> onnx.ModelProto:
+    """One Loop node with declared output types (``outputs``: ``{name: shape}``, float32):
+    onnx's reference evaluator concatenates scan outputs instead of stacking them, so the
+    shapes are not inferred from it."""
+    g = helper.make_graph(
+        [N("Loop", loop_inputs, list(outputs), body=body)], "case",
+        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+         for k, v in inputs.items()],
+        [_vi(k, TensorProto.FLOAT, shape) for k, shape in outputs.items()],
+        initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = min(m.ir_version, 10)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def loop_cases() -> list[Case]:
+    """``Loop`` that prepare does not unroll, lowered as a MAX while loop: more than 64 trips
+    with a carried value and a scan output, a trip count fed at run time, an early exit
+    decided by the body, and a while loop on a condition input (no trip count)."""
+    x, a = f32(2, 3, low=0.5, high=1.5), f32(2, 3)
+    m100, true = np.array(100, np.int64), np.array(True)
+    return [
+        Case("Loop-100-trips-carried-scan-outer-value",
+             _loop_model({"x": x, "a": a}, {"M": m100, "cond": true}, ["M", "cond", "x"],
+                         loop_body_scan(), {"x_final": [2, 3], "scan": [100, 2, 3]}), {"x": x, "a": a}),
+        Case("Loop-runtime-trip-count",
+             _loop_model({"M": np.array(7, np.int64), "x": x}, {}, ["M", "", "x"],
+                         loop_body_doubling(1e30), {"x_final": [2, 3]}), {"M": np.array(7, np.int64), "x": x}),
+        Case("Loop-early-exit-by-the-body",
+             _loop_model({"x": x}, {"M": np.array(1000, np.int64), "cond": true}, ["M", "cond", "x"],
+                         loop_body_doubling(100.0), {"x_final": [2, 3]}), {"x": x}),
+        Case("Loop-while-condition-input",
+             _loop_model({"cond": true, "x": x}, {}, ["", "cond", "x"],
+                         loop_body_doubling(50.0), {"x_final": [2, 3]}), {"cond": true, "x": x}),
+    ]
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
@@ -545,4 +614,5 @@ GROUPS = {
     "shape": shape_cases,
     "edge": edge_cases,
     "recurrent": recurrent_cases,
+    "loop": loop_cases,
 }

@@ -105,7 +105,7 @@ def converted():
 # the zoo first made the run slower: its kernels were compiled while the other worker needed
 # the same ones.)
 _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b",
-                "edge": "ops-b", "recurrent": "ops-a"}
+                "edge": "ops-b", "recurrent": "ops-a", "loop": "ops-a"}
 _ORDER = ["ops-b", "ops-a", "test_zoo", "conformance-0", "conformance-1", "test_predecessor",
           "test_fuzz"]
 
@@ -116,7 +116,7 @@ def _group(item) -> str:
     params = params.params if params is not None else {}
     if module == "test_ops":
         return _SHARED_WITH[params["group"]]
-    if module in ("test_cache", "test_api", "test_errors"):
+    if module in ("test_cache", "test_api", "test_errors", "test_loop"):
         return "ops-a"
     if module == "test_conformance":
         return f"conformance-{params.get('part', 0)}"

@@ -86,3 +86,16 @@ def test_min_with_nan_is_folded_with_nan():
                     _opsets(c.model))
     assert_matches(got[0], want, "Min")
     assert np.isnan(got[0][0, 0]) and got[0][2, 0] == 10
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum", "ReduceProd", "ReduceL2", "ReduceSumSquare"])
+def test_reductions_over_an_empty_axis_fold_as_onnxruntime_computes_them(op):
+    """Reducing over an axis of length 0 (found by the fuzz test: a zero-size graph input
+    transposed, then reduced): the folded value equals onnxruntime's. The operator text leaves
+    ReduceMean of nothing undefined; the evaluator gives NaN, onnxruntime and onnx2max 0."""
+    x = np.zeros((4, 0, 3), np.float32)
+    c = node(f"fold-{op}-empty-axis", op, [x, np.array([1], np.int64)], opset=18, consts=(1,))
+    (want,) = ort_run(c.model, c.feeds)
+    got = fold_node(c.model.graph.node[0], {"in0": x, "in1": np.array([1], np.int64)}, _opsets(c.model))
+    assert got is not None and want.shape == (4, 1, 3)
+    assert_matches(np.asarray(got[0]).astype(want.dtype), want, op)
