@@ -92,21 +92,35 @@ def from_onnx_many(
         ``stats`` record (:class:`~onnx2max.compiler.ConversionStats`) for the whole compile.
     """
     t_start = time.monotonic()
-    dev = resolve_device(device)
-    shapes = list(input_shapes) if input_shapes is not None else [None] * len(models)
-    if len(shapes) != len(models):
-        raise ValueError(f"{len(models)} models but {len(shapes)} input_shapes entries")
-    consts = list(constant_inputs) if constant_inputs is not None else [None] * len(models)
-    if len(consts) != len(models):
-        raise ValueError(f"{len(models)} models but {len(consts)} constant_inputs entries")
     stats = ConversionStats()
-    prepared = []
-    for m, s, c in zip(models, shapes, consts):
+    loaded = []
+    for m in models:
         t0 = time.monotonic()
-        proto, source = load_model(m)
+        loaded.append(load_model(m))
+        stats.load_s += time.monotonic() - t0
+    return _from_loaded(loaded, device=device, input_shapes=input_shapes, constant_inputs=constant_inputs,
+                        cache_dir=cache_dir, progress=progress, profile=profile, stats=stats,
+                        t_start=t_start)
+
+
+def _from_loaded(loaded, *, device, input_shapes, constant_inputs, cache_dir, progress, profile,
+                 stats: ConversionStats | None = None, t_start: float | None = None) -> list[CompiledModel]:
+    """:func:`from_onnx_many` on models already loaded: ``(ModelProto, source)`` pairs, the
+    source being the label messages use (a path, or what the caller names the model)."""
+    t_start = time.monotonic() if t_start is None else t_start
+    stats = stats if stats is not None else ConversionStats()
+    dev = resolve_device(device)
+    n = len(loaded)
+    shapes = list(input_shapes) if input_shapes is not None else [None] * n
+    if len(shapes) != n:
+        raise ValueError(f"{n} models but {len(shapes)} input_shapes entries")
+    consts = list(constant_inputs) if constant_inputs is not None else [None] * n
+    if len(consts) != n:
+        raise ValueError(f"{n} models but {len(consts)} constant_inputs entries")
+    prepared = []
+    for (proto, source), s, c in zip(loaded, shapes, consts):
         t1 = time.monotonic()
         prepared.append(prepare(proto, source, s, c))
-        stats.load_s += t1 - t0
         stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
     built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label, stats=stats)

@@ -274,7 +274,7 @@ def compare(
     """
     import onnxruntime as ort
 
-    from .api import from_onnx
+    from .api import _from_loaded
     from .load import load_model
     from .prepare import prepare
 
@@ -324,8 +324,12 @@ def compare(
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     want = dict(zip(names, sess.run(names, {**feeds, **bound})))
-    compiled = from_onnx(blob, device=device, input_shapes={k: v for k, v in shapes.items() if k not in consts}
-                         or None, constant_inputs=consts or None, cache_dir=cache_dir, progress=progress)
+    # the augmented model, labelled with the user's model in messages (not "<bytes>")
+    aug_proto, _ = load_model(blob)
+    (compiled,) = _from_loaded([(aug_proto, source)], device=device,
+                               input_shapes=[{k: v for k, v in shapes.items() if k not in consts} or None],
+                               constant_inputs=[consts or None], cache_dir=cache_dir, progress=progress,
+                               profile=False)
     got = dict(zip([s.name for s in compiled.outputs], compiled.run(None, feeds)))
 
     rows = []

@@ -135,3 +135,19 @@ def ort_run_all(model, feeds, names):
     m.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names if n not in have)
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(names, feeds)
+
+
+def test_compare_errors_name_the_users_file(tmp_path):
+    """compare() converts an augmented copy of the model; its errors still name the file the
+    user gave (they used to say "<bytes>"). Fails before any compile: the Reshape target is a
+    graph input, which MAX needs at conversion."""
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")], "r",
+                          [vi("x", TensorProto.FLOAT, [2, 8]), vi("shape", TensorProto.INT64, [2])],
+                          [vi("y", TensorProto.FLOAT, [4, 4])])
+    path = tmp_path / "mine.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]), path)
+    feeds = {"x": np.ones((2, 8), np.float32), "shape": np.array([4, 4], np.int64)}
+    with pytest.raises(onnx2max.Onnx2MaxError, match="Reshape node 'reshape'") as err:
+        onnx2max.compare(str(path), feeds, cache_dir=tmp_path / "c")
+    assert str(err.value).startswith(f"{path}: ")
