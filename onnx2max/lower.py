@@ -74,6 +74,32 @@ def _schema(domain: str, op_type: str, opset: int):
         return None
 
 
+#: attributes that do not change what inference computes, by op type ("*": every op):
+#: legacy bookkeeping (``consumed_inputs``, ``is_test``), training-only parameters, the seed of
+#: random ops (onnxruntime's random streams cannot be reproduced anyway), and Cast's
+#: ``saturate``, which only applies to float8 types (onnx2max refuses those)
+INFERENCE_IRRELEVANT_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "*": frozenset({"consumed_inputs"}),
+    "Cast": frozenset({"saturate"}),
+    "CastLike": frozenset({"saturate"}),
+    "BatchNormalization": frozenset({"momentum", "is_test"}),
+    "Dropout": frozenset({"is_test", "ratio", "seed"}),
+    "RandomNormal": frozenset({"seed"}),
+    "RandomUniform": frozenset({"seed"}),
+    "RandomNormalLike": frozenset({"seed"}),
+    "RandomUniformLike": frozenset({"seed"}),
+    "Bernoulli": frozenset({"seed"}),
+    "Multinomial": frozenset({"seed"}),
+}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except Exception:  # noqa: BLE001  (graphs and other values that numpy cannot compare)
+        return False
+
+
 def _attr_value(a: onnx.AttributeProto) -> Any:
     v = helper.get_attribute_value(a)
     if isinstance(v, bytes):
@@ -151,6 +177,7 @@ class NodeContext:
         self.opset = opset
         self.name = node.name or (node.output[0] if node.output else "?")
         self._attrs = {a.name: a for a in node.attribute}
+        self._read: set[str] = set()  # attributes the converter asked for (see unread_attributes)
         self.channels_last_mode = False
         self.device = lowering.device
 
@@ -166,6 +193,7 @@ class NodeContext:
     # ---- attributes
     def attr(self, name: str, default: Any = _MISSING) -> Any:
         """Attribute ``name``; else ``default``; else the schema's default; else ``None``."""
+        self._read.add(name)
         a = self._attrs.get(name)
         if a is not None:
             return _attr_value(a)
@@ -179,7 +207,30 @@ class NodeContext:
         return None
 
     def has_attr(self, name: str) -> bool:
+        self._read.add(name)
         return name in self._attrs
+
+    def attribute_names(self) -> list[str]:
+        """Names of the attributes set on the node (read each with :meth:`attr`)."""
+        return list(self._attrs)
+
+    def unread_attributes(self) -> list[str]:
+        """Attributes set on the node that its converter never read and whose value is not the
+        schema's default, apart from those that do not change inference
+        (:data:`INFERENCE_IRRELEVANT_ATTRIBUTES`): what the converter would silently ignore."""
+        ignorable = INFERENCE_IRRELEVANT_ATTRIBUTES.get(self.op_type, frozenset()) \
+            | INFERENCE_IRRELEVANT_ATTRIBUTES["*"]
+        schema = _schema(self.domain, self.op_type, self.opset)
+        out = []
+        for name, a in self._attrs.items():
+            if name in self._read or name in ignorable:
+                continue
+            if schema is not None and name in schema.attributes:
+                d = schema.attributes[name].default_value
+                if d.type != onnx.AttributeProto.UNDEFINED and _same_value(_attr_value(a), _attr_value(d)):
+                    continue
+            out.append(name)
+        return sorted(out)
 
     # ---- inputs
     @property
@@ -567,6 +618,12 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
             raise
         except Exception as e:
             raise ctx.error(f"{type(e).__name__}: {e}") from e
+        unread = ctx.unread_attributes()
+        if unread:
+            raise ctx.error(
+                f"attribute(s) {', '.join(repr(n) for n in unread)} set to a value other than the "
+                "default, which onnx2max's converter for this op does not implement (it would "
+                "compute the default's result)")
         results = list(result) if isinstance(result, (list, tuple)) else [result]
         if ctx.channels_last_mode:
             results = [ChannelsLast(r) if isinstance(r, TensorValue) else r for r in results]

@@ -67,8 +67,9 @@ def test_scan_outputs_need_a_trip_count_known_at_conversion():
                     ["M", "cond", "x"], loop_body_scan(), {"x_final": [2, 3], "scan": [5, 2, 3]})
     m.graph.output[1].type.tensor_type.shape.dim[0].dim_param = "n"
     with pytest.raises(ConversionError, match=r"Loop node .*scan outputs need a trip count known at "
-                                              r"conversion.*constant_inputs=\{'M'"):
+                                              r"conversion.*constant_inputs=\{'M'") as err:
         _lower(m)
+    assert err.value.needs_value == "M"  # what the conformance runner binds
 
 
 def test_scan_outputs_with_an_early_exit_are_refused():

@@ -26,7 +26,7 @@ def if_(ctx):
     static shape that both branches agree on (from ONNX shape inference)."""
     if ctx.is_const(0):
         raise ctx.error("the taken branch could not be inlined (it uses ops or types onnx2max lacks)")
-    attrs = {a.name: a.g for a in ctx.node.attribute if a.name in ("then_branch", "else_branch")}
+    attrs = {name: ctx.attr(name) for name in ("then_branch", "else_branch")}
     types = []
     for k in range(ctx.num_outputs):
         t = ctx.expected_output(k)
@@ -100,13 +100,19 @@ def loop(ctx):
     trips = int(m_value.reshape(-1)[0]) if m_value is not None else None
     if n_scan:
         if trips is None:
-            raise ctx.error("scan outputs need a trip count known at conversion (their length); "
+            err = ctx.error("scan outputs need a trip count known at conversion (their length); "
                             "this one is computed at run time" + ctx.constant_inputs_hint(ctx.input_name(0)))
+            err.needs_value = ctx.input_name(0)
+            raise err
         cond_value = ctx.const(1, required=False) if has_cond else None
         if has_cond and (cond_value is None or not bool(cond_value.reshape(-1)[0])
                          or not _passes_condition_through(body)):
-            raise ctx.error("scan outputs with a condition decided at run time (an early exit): "
-                            "their length is not known at conversion")
+            err = ctx.error("scan outputs with a condition decided at run time (an early exit): "
+                            "their length is not known at conversion"
+                            + ("" if cond_value is not None else ctx.constant_inputs_hint(ctx.input_name(1))))
+            if cond_value is None and _passes_condition_through(body):
+                err.needs_value = ctx.input_name(1)  # fixed at conversion, the loop has a known length
+            raise err
         if trips <= 0:
             raise ctx.error(f"a trip count of {trips} with scan outputs: they would be empty")
     dev = ctx.device

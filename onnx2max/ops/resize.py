@@ -95,8 +95,8 @@ def _resize(ctx, opset_semantics: int, roi, scales, sizes):
     if out is None or out[1] is None or not all(isinstance(d, int) for d in out[1]):
         raise ctx.error("the output shape is not static")
     ys = list(out[1])
-    attrs = {a.name: helper.get_attribute_value(a) for a in ctx.node.attribute}
-    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    # every attribute reaches onnx's reference Resize, which builds the per-axis matrices
+    attrs = {name: ctx.attr(name) for name in ctx.attribute_names()}
     mode = attrs.get("mode", "nearest")
     axes = [a % r for a in attrs.get("axes", range(r))]
     policy = attrs.get("keep_aspect_ratio_policy", "stretch")

@@ -1,0 +1,77 @@
+"""Attributes a converter does not implement are errors, not silently ignored.
+
+``NodeContext`` records which attributes a converter read; after the converter ran, an
+attribute set on the node that it never read raises ``ConversionError`` naming it, unless its
+value is the schema's default (the converter implements the default) or it does not change
+inference (``lower.INFERENCE_IRRELEVANT_ATTRIBUTES``: ``momentum``, ``is_test``, a random op's
+``seed``, ...). Lowering only, no MAX compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from max.graph import DeviceRef, ops
+from max.graph.graph import Module
+from onnx import TensorProto, helper, numpy_helper
+
+from onnx2max import registry
+from onnx2max.errors import ConversionError
+from onnx2max.lower import lower_graph
+from onnx2max.prepare import prepare
+
+
+def _model(node, inits=()):
+    g = helper.make_graph([node], "attrs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 4, 4])],
+                          initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _lower(model):
+    lower_graph(prepare(model, "attrs"), DeviceRef.CPU(), "g0", "g0_", module=Module())
+
+
+@pytest.fixture
+def leaky_relu_ignoring_alpha(monkeypatch):
+    """A LeakyRelu converter that never reads ``alpha`` (it computes the default slope)."""
+    real = registry.resolve
+
+    def fn(ctx):
+        x = ctx.input(0)
+        return ops.max(x, x * 0.01)
+
+    def resolve(domain, op_type, opset):
+        conv = real(domain, op_type, opset)
+        return dataclasses.replace(conv, fn=fn) if op_type == "LeakyRelu" else conv
+
+    monkeypatch.setattr(registry, "resolve", resolve)
+
+
+def test_an_attribute_the_converter_never_reads_is_an_error(leaky_relu_ignoring_alpha):
+    m = _model(helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.3, name="act"))
+    with pytest.raises(ConversionError, match=r"LeakyRelu node 'act' .*attribute\(s\) 'alpha' set to a "
+                                              r"value other than the default"):
+        _lower(m)
+
+
+def test_an_unread_attribute_at_its_default_value_is_accepted(leaky_relu_ignoring_alpha):
+    _lower(_model(helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.01)))
+
+
+def test_attributes_that_do_not_change_inference_are_accepted():
+    rng = np.random.default_rng(0)
+    bn = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 3).astype(np.float32), n) for n in "sbmv"]
+    _lower(_model(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"],
+                                   epsilon=1e-3, momentum=0.5), bn))
+
+
+def test_training_mode_batch_norm_is_refused():
+    """``training_mode=1`` changes what BatchNormalization computes (batch statistics)."""
+    rng = np.random.default_rng(0)
+    bn = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 3).astype(np.float32), n) for n in "sbmv"]
+    with pytest.raises(ConversionError, match="training_mode"):
+        _lower(_model(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
+                                       ["y", "running_mean", "running_var"], training_mode=1), bn))
