@@ -71,12 +71,18 @@ def _interleaved(calls: Mapping[str, Callable[[], object]], warmup: int, runs: i
 
 
 def machine_info() -> dict:
-    """The machine and versions the figures come from, with the load average before the run."""
+    """The machine and versions the figures come from, with the load average before the run,
+    the onnx2max commit (:func:`onnx2max.conformance.source_commit`) and the lowering switches
+    (:func:`onnx2max.lower.lowering_switches`)."""
     import os
     import platform
 
+    from .conformance import source_commit
+    from .lower import lowering_switches
+
     info = {"machine": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_avg": round(os.getloadavg()[0], 2)}
+            "load_avg": round(os.getloadavg()[0], 2), "onnx2max_commit": source_commit(),
+            "lowering_switches": lowering_switches()}
     for mod in ("max", "onnxruntime", "onnx", "torch"):
         try:
             from importlib.metadata import version
