@@ -75,3 +75,14 @@ def test_training_mode_batch_norm_is_refused():
     with pytest.raises(ConversionError, match="training_mode"):
         _lower(_model(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
                                        ["y", "running_mean", "running_var"], training_mode=1), bn))
+
+
+def test_an_attribute_that_matters_only_without_axes_is_read():
+    """Found on a real model (magika, by a fresh-venv trial): ReduceSum with ``axes`` given and
+    ``noop_with_empty_axes=1``, which matters only without axes."""
+    g = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], noop_with_empty_axes=1, keepdims=1)], "r",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1, 4, 4])],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes")])
+    _lower(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]))

@@ -21,13 +21,14 @@ def reduction_axes(ctx, axes_input: bool) -> list[int] | None:
     """The sorted, non-negative axes a Reduce* node reduces; ``None`` for no reduction (no axes
     and ``noop_with_empty_axes``)."""
     r = ctx.rank(0)
+    noop = int(ctx.attr("noop_with_empty_axes") or 0)  # read always: it matters only without axes
     if axes_input:
         axes = ctx.const(1) if ctx.has_input(1) else None
     else:
         axes = ctx.attr("axes")
     axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
     if not axes:
-        if int(ctx.attr("noop_with_empty_axes") or 0):
+        if noop:
             return None
         axes = list(range(r))
     return sorted({a % r for a in axes}) if r else []
