@@ -22,7 +22,7 @@ from max.graph import DeviceRef, Graph, TensorType, TensorValue, Weight, ops
 from onnx import helper
 
 from . import derive, dtypes, registry
-from .errors import ConversionError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
+from .errors import ConversionError, InputError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
 from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
 from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node, unroll_loop_trips
 
@@ -76,12 +76,13 @@ def _schema(domain: str, op_type: str, opset: int):
 
 #: attributes that do not change what inference computes, by op type ("*": every op):
 #: legacy bookkeeping (``consumed_inputs``, ``is_test``), training-only parameters, the seed of
-#: random ops (onnxruntime's random streams cannot be reproduced anyway), and Cast's
-#: ``saturate``, which only applies to float8 types (onnx2max refuses those)
+#: random ops (onnxruntime's random streams cannot be reproduced anyway), and the ``saturate``
+#: of Cast and QuantizeLinear, which only applies to float8 types (onnx2max refuses those)
 INFERENCE_IRRELEVANT_ATTRIBUTES: dict[str, frozenset[str]] = {
     "*": frozenset({"consumed_inputs"}),
     "Cast": frozenset({"saturate"}),
     "CastLike": frozenset({"saturate"}),
+    "QuantizeLinear": frozenset({"saturate"}),
     "BatchNormalization": frozenset({"momentum", "is_test"}),
     "Dropout": frozenset({"is_test", "ratio", "seed"}),
     "RandomNormal": frozenset({"seed"}),
@@ -545,7 +546,10 @@ def pointwise_matmul() -> bool:
     with ``ops.conv2d`` like every other Conv (the lowering before, for comparison). On CPU each
     distinct convolution shape costs MAX about 10 s of compile, a distinct MatMul shape about
     1.5 s (``docs/performance.md``)."""
-    return os.environ.get("ONNX2MAX_POINTWISE", "matmul") != "conv"
+    raw = os.environ.get("ONNX2MAX_POINTWISE", "matmul")
+    if raw.strip().lower() not in ("matmul", "conv"):
+        raise InputError(f"ONNX2MAX_POINTWISE={raw!r}: expected matmul (the default) or conv")
+    return raw.strip().lower() == "matmul"
 
 
 def lowering_switches() -> str:

@@ -721,10 +721,13 @@ def unroll_loop_trips() -> int:
     (``onnx2max/ops/control.py``). ``ONNX2MAX_UNROLL_LOOP=N`` sets the limit, for comparison."""
     raw = os.environ.get("ONNX2MAX_UNROLL_LOOP", "64")
     try:
-        return max(int(raw), 0)
+        n = int(raw)
     except ValueError:
-        raise InputError(f"ONNX2MAX_UNROLL_LOOP={raw!r}: expected a number of trips (0 never "
-                         "unrolls)") from None
+        n = -1
+    if n < 0:
+        raise InputError(f"ONNX2MAX_UNROLL_LOOP={raw!r}: expected a number of trips, 0 or more "
+                         "(0 never unrolls)")
+    return n
 
 
 def _inline_control_flow(

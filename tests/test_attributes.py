@@ -86,3 +86,17 @@ def test_an_attribute_that_matters_only_without_axes_is_read():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1, 4, 4])],
         initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes")])
     _lower(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]))
+
+
+@pytest.mark.parametrize("op", ["DequantizeLinear", "QuantizeLinear"])
+def test_axis_of_a_per_tensor_scale_is_accepted(op):
+    """``axis`` has no effect on a per-tensor scale (found by a fresh-venv trial)."""
+    x = np.zeros((2, 3, 4), np.uint8 if op == "DequantizeLinear" else np.float32)
+    out = TensorProto.FLOAT if op == "DequantizeLinear" else TensorProto.UINT8
+    g = helper.make_graph(
+        [helper.make_node(op, ["x", "s", "z"], ["y"], axis=0)], "q",
+        [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), [2, 3, 4])],
+        [helper.make_tensor_value_info("y", out, [2, 3, 4])],
+        initializer=[numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+                     numpy_helper.from_array(np.array(3, np.uint8), "z")])
+    _lower(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))

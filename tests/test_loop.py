@@ -117,3 +117,12 @@ def test_the_unroll_limit_switch(monkeypatch):
     monkeypatch.setenv("ONNX2MAX_UNROLL_LOOP", "many")
     with pytest.raises(InputError, match="ONNX2MAX_UNROLL_LOOP='many'"):
         prepare(m, "loop")
+
+
+def test_a_negative_unroll_limit_is_refused(monkeypatch):
+    x = np.ones((2, 3), np.float32)
+    m = _loop_model({"x": x, "a": x}, {"M": np.array(5, np.int64), "cond": np.array(True)},
+                    ["M", "cond", "x"], loop_body_scan(), {"x_final": [2, 3], "scan": [5, 2, 3]})
+    monkeypatch.setenv("ONNX2MAX_UNROLL_LOOP", "-1")
+    with pytest.raises(InputError, match="ONNX2MAX_UNROLL_LOOP='-1'"):
+        _lower(m)

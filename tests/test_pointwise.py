@@ -18,6 +18,7 @@ from max.graph import DeviceRef
 from max.graph.graph import Module
 from onnx import TensorProto, helper, numpy_helper
 
+from onnx2max.errors import InputError
 from onnx2max.lower import lower_graph
 from onnx2max.prepare import prepare
 
@@ -64,3 +65,10 @@ def test_pointwise_conv_is_a_matmul_and_the_switch_restores_the_conv(monkeypatch
 def test_other_convs_stay_convolutions(monkeypatch, kw):
     kernel = kw.pop("kernel")
     assert _ops(_model(kernel, **kw), monkeypatch, "matmul") == (1, 0)
+
+
+def test_the_switch_takes_matmul_or_conv_in_any_case(monkeypatch):
+    m = _model((1, 1))
+    assert _ops(m, monkeypatch, "Conv") == (1, 0)
+    with pytest.raises(InputError, match="ONNX2MAX_POINTWISE='banana'"):
+        _ops(m, monkeypatch, "banana")

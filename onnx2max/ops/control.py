@@ -123,11 +123,23 @@ def loop(ctx):
     carried0 = [ctx.input(2 + k) for k in range(n_carried)]
     scan_types = []
     for k in range(n_scan):
+        # the per-iteration shape: from shape inference of the Loop's output (its first dim,
+        # the trip count, is often left unknown), else from the body's declared output
         t = ctx.expected_output(n_carried + k)
-        if t is None or t[1] is None or not all(isinstance(d, int) for d in t[1]) or t[1][0] != trips:
-            raise ctx.error(f"scan output {k} has no static shape from shape inference "
-                            f"(expected ({trips}, ...))")
-        scan_types.append(t)
+        per = None
+        if (t is not None and t[1] is not None and len(t[1]) >= 1
+                and all(isinstance(d, int) for d in t[1][1:])
+                and (not isinstance(t[1][0], int) or t[1][0] == trips)):
+            elem, per = t[0], tuple(t[1][1:])
+        else:
+            bt = body.output[1 + n_carried + k].type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in bt.shape.dim]
+            if bt.elem_type and bt.HasField("shape") and all(d is not None for d in dims):
+                elem, per = bt.elem_type, tuple(dims)
+        if per is None:
+            raise ctx.error(f"scan output {k} has no static per-iteration shape (from shape "
+                            "inference or the body's declared output)")
+        scan_types.append((elem, (trips, *per)))
     bufs0 = [ops.broadcast_to(make_constant(np.zeros((), dtypes.to_numpy(t[0])), dev), list(t[1]))
              for t in scan_types]
     iotas = [ops.constant(np.arange(trips, dtype=np.int64).reshape((trips,) + (1,) * (len(t[1]) - 1)),
