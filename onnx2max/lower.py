@@ -211,6 +211,11 @@ class NodeContext:
         self._read.add(name)
         return name in self._attrs
 
+    def not_applicable(self, *names: str) -> None:
+        """Declare attributes that do not apply to this node's form (a quantization ``axis``
+        with a per-tensor scale): read, so :meth:`unread_attributes` does not report them."""
+        self._read.update(names)
+
     def attribute_names(self) -> list[str]:
         """Names of the attributes set on the node (read each with :meth:`attr`)."""
         return list(self._attrs)
@@ -221,11 +226,13 @@ class NodeContext:
         (:data:`INFERENCE_IRRELEVANT_ATTRIBUTES`): what the converter would silently ignore."""
         ignorable = INFERENCE_IRRELEVANT_ATTRIBUTES.get(self.op_type, frozenset()) \
             | INFERENCE_IRRELEVANT_ATTRIBUTES["*"]
+        candidates = [n for n in self._attrs if n not in self._read and n not in ignorable]
+        if not candidates:  # the common case: no schema lookup
+            return []
         schema = _schema(self.domain, self.op_type, self.opset)
         out = []
-        for name, a in self._attrs.items():
-            if name in self._read or name in ignorable:
-                continue
+        for name in candidates:
+            a = self._attrs[name]
             if schema is not None and name in schema.attributes:
                 d = schema.attributes[name].default_value
                 if d.type != onnx.AttributeProto.UNDEFINED and _same_value(_attr_value(a), _attr_value(d)):

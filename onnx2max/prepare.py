@@ -715,6 +715,17 @@ def _rename_captures(node: onnx.NodeProto, rename: dict[str, str]) -> None:
                     o.name = rename[o.name]
 
 
+def passes_condition_through(body: onnx.GraphProto) -> bool:
+    """Whether a Loop body's ``cond`` output is its ``cond`` input (or an Identity of it), so
+    the loop never exits early."""
+    b_in, b_out = [i.name for i in body.input], [o.name for o in body.output]
+    if len(b_in) < 2 or not b_out:
+        return False
+    return b_out[0] == b_in[1] or any(
+        n.op_type == "Identity" and list(n.output) == [b_out[0]] and list(n.input) == [b_in[1]]
+        for n in body.node)
+
+
 def unroll_loop_trips() -> int:
     """The most trips of a ``Loop`` that prepare unrolls (default 64); longer loops, and
     every loop with ``ONNX2MAX_UNROLL_LOOP=0``, are lowered as one MAX while loop
@@ -764,10 +775,7 @@ def _inline_control_flow(
         b_out = [o.name for o in body.output]
         if len(b_in) < 2:
             return None
-        passes = b_out[0] == b_in[1] or any(
-            n.op_type == "Identity" and list(n.output) == [b_out[0]] and list(n.input) == [b_in[1]]
-            for n in body.node)
-        if not passes:  # the body decides its own condition: an early exit at run time
+        if not passes_condition_through(body):  # the body decides its own condition: an early exit
             return None
         n_carried = len(node.input) - 2
         carried = list(node.input[2:])

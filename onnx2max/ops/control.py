@@ -16,6 +16,7 @@ from max.graph import TensorType, TensorValue, ops
 
 from .. import dtypes
 from ..lower import lower_subgraph, make_constant
+from ..prepare import passes_condition_through
 from ..registry import converter
 
 
@@ -49,14 +50,6 @@ def if_(ctx):
         return fn
 
     return ops.cond(cond, types, branch(attrs["then_branch"]), branch(attrs["else_branch"]))
-
-
-def _passes_condition_through(body) -> bool:
-    """Whether a Loop body's ``cond`` output is its ``cond`` input (or an Identity of it)."""
-    b_in, b_out = [i.name for i in body.input], [o.name for o in body.output]
-    return b_out[0] == b_in[1] or any(
-        n.op_type == "Identity" and list(n.output) == [b_out[0]] and list(n.input) == [b_in[1]]
-        for n in body.node)
 
 
 def _type(x: TensorValue) -> str:
@@ -106,11 +99,11 @@ def loop(ctx):
             raise err
         cond_value = ctx.const(1, required=False) if has_cond else None
         if has_cond and (cond_value is None or not bool(cond_value.reshape(-1)[0])
-                         or not _passes_condition_through(body)):
+                         or not passes_condition_through(body)):
             err = ctx.error("scan outputs with a condition decided at run time (an early exit): "
                             "their length is not known at conversion"
                             + ("" if cond_value is not None else ctx.constant_inputs_hint(ctx.input_name(1))))
-            if cond_value is None and _passes_condition_through(body):
+            if cond_value is None and passes_condition_through(body):
                 err.needs_value = ctx.input_name(1)  # fixed at conversion, the loop has a known length
             raise err
         if trips <= 0:
@@ -167,8 +160,8 @@ def loop(ctx):
         new_bufs = []
         for k, (buf, iota, out) in enumerate(zip(bufs, iotas, outs[1 + n_carried:])):
             if list(out.shape) != list(buf.shape)[1:] or out.dtype != buf.dtype:
-                raise ctx.error(f"scan output {k} is {_type(out)} in an iteration; shape inference "
-                                f"expected {buf.dtype.name} [{', '.join(str(d) for d in buf.shape[1:])}]")
+                raise ctx.error(f"scan output {k} is {_type(out)} in an iteration; its declared "
+                                f"type is {buf.dtype.name} [{', '.join(str(d) for d in buf.shape[1:])}]")
             new_bufs.append(ops.where(ops.equal(iota, i), ops.unsqueeze(out, 0), buf))
         return [i + ops.constant(1, i64, device=dev), new_cond, *new_carried, *new_bufs]
 

@@ -24,10 +24,8 @@ def _param(ctx, i: int, like_rank: int) -> TensorValue | None:
     t = ctx.input(i)
     shape = ctx.shape(i)
     xs = ctx.shape(0)
-    # read always: axis and block_size only matter for a per-axis or per-block parameter
-    ctx.has_attr("axis")
-    ctx.has_attr("block_size")
     if len(shape) == 0 or (len(shape) == 1 and shape[0] == 1 and like_rank != 1):
+        ctx.not_applicable("axis", "block_size")  # a per-tensor parameter: they do not apply
         return ops.reshape(t, []) if len(shape) else t
     axis = int(ctx.attr("axis", 1) if ctx.has_attr("axis") or ctx.opset >= 13 else 1) % like_rank
     block = int(ctx.attr("block_size", 0) or 0) if ctx.opset >= 21 else 0
