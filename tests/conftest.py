@@ -80,15 +80,21 @@ _GROUPS: dict[str, ConvertedGroup] = {}
 
 @pytest.fixture(scope="session")
 def converted():
-    """``converted(name)`` -> the :class:`ConvertedGroup` of ``cases.GROUPS[name]`` (built once)."""
+    """``converted(name)`` -> a :class:`ConvertedGroup` holding the cases of ``cases.GROUPS[name]``,
+    built once, together with the other groups of the same worker (``_SHARED_WITH``)."""
     from cases import GROUPS
 
     def get(name):
         if name not in _GROUPS:
+            # the groups that share a worker (_SHARED_WITH) are built together: one MAX compile
+            # instead of one per group, so MAX's fixed cost per compile is paid once per worker
+            together = [g for g in GROUPS if _SHARED_WITH.get(g, g) == _SHARED_WITH.get(name, name)]
             try:
-                _GROUPS[name] = ConvertedGroup(GROUPS[name]())
-            except Exception as e:  # build once; every case of the group reports it
-                _GROUPS[name] = e
+                built = ConvertedGroup([c for g in together for c in GROUPS[g]()])
+            except Exception as e:  # build once; every case of the groups reports it
+                built = e
+            for g in together:
+                _GROUPS[g] = built
         group = _GROUPS[name]
         if isinstance(group, Exception):
             raise AssertionError(f"group '{name}' failed to build: {type(group).__name__}: {group}")

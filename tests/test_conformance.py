@@ -15,7 +15,8 @@ import pytest
 from onnx2max import conformance
 
 SAMPLE = Path(__file__).with_name("conformance_sample.txt")
-BATCH = 90
+#: one batch (one MAX compile) per part: MAX's fixed cost per compile is paid once per part
+BATCH = 180
 #: the sample is checked in two parts, each its own pytest-xdist group, so the two workers can
 #: compile them side by side
 PARTS = 2

@@ -1,5 +1,8 @@
 """The model zoo (models/zoo.py): exported with export.to_onnx, converted together, compared with
-torch and onnxruntime; a second conversion is served by the compile cache."""
+torch and onnxruntime; a second conversion is served by the compile cache.
+
+ResNet-18 runs only with ``-m slow``: its 224x224 convolutions (a dozen distinct shapes, each its
+own MAX kernel) cost 3-4 minutes of compile cold on 2 cores, more than the rest of the zoo."""
 
 from __future__ import annotations
 
@@ -15,36 +18,57 @@ from export import to_onnx  # noqa: E402
 from models import ZOO  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
-    d = tmp_path_factory.mktemp("zoo")
+#: zoo models behind ``-m slow`` (converted on their own by the slow test)
+SLOW = ("resnet18",)
+DEFAULT = [n for n in ZOO if n not in SLOW]
+
+
+def _export(names, folder):
+    """``{name: (onnx path, numpy inputs, torch output)}``."""
     entries = {}
-    for name, build in ZOO.items():
+    for name in names:
+        build = ZOO[name]
         module, inputs = build()
-        path = to_onnx(module, inputs, d / f"{name}.onnx")
+        path = to_onnx(module, inputs, folder / f"{name}.onnx")
         with torch.no_grad():
             ref = module(*inputs).numpy()
         entries[name] = (path, [t.numpy() for t in inputs], ref)
+    return entries
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    entries = _export(DEFAULT, tmp_path_factory.mktemp("zoo"))
     paths = [e[0] for e in entries.values()]
     models = onnx2max.from_onnx_many(paths, progress=False)
     return {n: (*entries[n], m) for n, m in zip(entries, models)}
 
 
-@pytest.mark.parametrize("name", list(ZOO))
-def test_zoo_model_matches_torch_and_onnxruntime(zoo, name):
-    path, inputs, torch_out, model = zoo[name]
+def _check(name, path, inputs, torch_out, model):
     feeds = {s.name: a for s, a in zip(model.inputs, inputs)}
     (got,) = model.run(None, feeds)
     assert_matches(got, ort_run(path.read_bytes(), feeds)[0], f"{name} vs onnxruntime")
     assert_matches(got, torch_out, f"{name} vs torch")
 
 
+@pytest.mark.parametrize("name", DEFAULT)
+def test_zoo_model_matches_torch_and_onnxruntime(zoo, name):
+    _check(name, *zoo[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW)
+def test_slow_zoo_model_matches_torch_and_onnxruntime(name, tmp_path):
+    path, inputs, torch_out = _export([name], tmp_path)[name]
+    _check(name, path, inputs, torch_out, onnx2max.from_onnx(path, progress=False))
+
+
 def test_zoo_second_conversion_is_cached(zoo):
-    paths = [zoo[n][0] for n in ZOO]
+    paths = [zoo[n][0] for n in DEFAULT]
     again = onnx2max.from_onnx_many(paths, progress=False)
     assert all(m.cache_hit for m in again)
     path, inputs, torch_out, _ = zoo["transformer_encoder"]
-    m = again[list(ZOO).index("transformer_encoder")]
+    m = again[DEFAULT.index("transformer_encoder")]
     np.testing.assert_allclose(m(*inputs), torch_out, atol=1e-4, rtol=1e-3)
 
 
