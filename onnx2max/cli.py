@@ -414,11 +414,15 @@ def _export_zoo(zoo, name: str, folder: Path) -> Path:
 
 @main.command("ops")
 def list_ops():
-    """List the supported (domain, op type) pairs and the opsets where each converter starts."""
+    """List the supported (domain, op type) pairs, the opsets where each converter starts and
+    the newest op version the converters were checked against."""
     from . import supported_ops
+    from .versions import reviewed
 
     for domain, op, since in supported_ops():
-        click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}")
+        newest = reviewed(domain, op)
+        upto = f", checked up to {op}-{newest}" if newest is not None else ""
+        click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}{upto}")
 
 
 @main.command("conformance")

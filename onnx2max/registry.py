@@ -4,7 +4,9 @@ A converter is a plain function ``fn(ctx) -> outputs`` registered with :func:`co
 model importing opset ``v`` of a domain, the schema in force is
 ``onnx.defs.get_schema(op_type, max_inclusive_version=v, domain=domain)``; the converter used is
 the one registered with the greatest ``since`` not above that schema's ``since_version``. A new
-converter function is registered only where the operator's meaning changed.
+converter function is registered only where the operator's meaning changed. Versions newer than
+the ones the converters were checked against (:data:`onnx2max.versions.REVIEWED`) are not
+lowered: they are reported as unsupported.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable
 import onnx
 
 from .errors import UnsupportedNode
+from .versions import reviewed
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,13 @@ def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNod
         if domain == "":
             return UnsupportedNode("", domain, op_type, opset, "no such operator at this opset")
         since = opset
+    newest = reviewed(domain, op_type)
+    if newest is not None and since > newest:
+        return UnsupportedNode(
+            "", domain, op_type, opset,
+            f"this opset selects {op_type}-{since}, newer than the versions onnx2max's converter "
+            f"was checked against (up to {op_type}-{newest}); convert the model to an older opset "
+            "(onnx.version_converter) or update onnx2max")
     usable = [c for c in entries if c.since <= since]
     return usable[-1] if usable else None
 
@@ -84,3 +94,8 @@ def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNod
 def supported_ops() -> list[tuple[str, str, list[int]]]:
     """Every registered ``(domain, op_type, [since versions])``, sorted."""
     return sorted((d or "ai.onnx", o, [c.since for c in cs]) for (d, o), cs in _REGISTRY.items())
+
+
+def registered() -> list[tuple[str, str]]:
+    """Every registered ``(domain, op_type)`` (``""`` for ai.onnx), sorted."""
+    return sorted(_REGISTRY)

@@ -285,6 +285,7 @@ def expand(ctx):
 @converter("Shape")
 def shape(ctx):
     """ONNX ``Shape`` (``start``/``end`` from opset 15): known at conversion (static shapes)."""
+    ctx.attr("start"), ctx.attr("end")  # applied by shape_values, which reads the node itself
     return shape_values(ctx.node, ctx.shape(0))
 
 
