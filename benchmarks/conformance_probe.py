@@ -24,14 +24,12 @@ def main() -> None:
     for case in c.collect():
         if case.name not in recorded:
             continue
-        got = c._probe(case)
-        if isinstance(got, c.CaseResult):
-            lost.append(f"{case.name}: {got.status}: {got.reason}")
-            continue
-        p, names = got
-        if all(o in p.values for o in p.outputs):
+        kind, why = c.probe_kind(case)
+        if kind == "lost":
+            lost.append(f"{case.name}: {why}")
+        elif kind == "folded":
             folded.append(case.name)
-        elif names:
+        elif kind == "bound":
             bound += 1
         else:
             plain += 1

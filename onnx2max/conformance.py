@@ -221,6 +221,20 @@ def _freeze(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.Model
     return m
 
 
+def probe_kind(case) -> tuple[str, str]:
+    """How a case lowers, without compiling (:func:`_probe`): ``("lost", status: reason)`` when
+    it no longer lowers, ``("folded", "")`` when every output is computed at conversion (MAX
+    computes nothing), ``("bound", names)`` when inputs had to be bound at conversion, else
+    ``("plain", "")``."""
+    got = _probe(case)
+    if isinstance(got, CaseResult):
+        return "lost", f"{got.status}: {got.reason}"
+    p, names = got
+    if all(o in p.values for o in p.outputs):
+        return "folded", ""
+    return ("bound", ", ".join(names)) if names else ("plain", "")
+
+
 def _probe(case):
     """Load, prepare and lower one case without compiling: ``(Prepared, names of the inputs
     bound at conversion)``, or a CaseResult.
