@@ -25,10 +25,20 @@ def _parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]] | None:
     return shapes or None
 
 
+def _split_at_existing_file(item: str) -> tuple[str, str, str]:
+    """``NAME=PATH`` split at the first ``=`` after which an existing file is named, so that
+    input names and paths may both hold ``=``; at the first ``=`` when no split names a file."""
+    cuts = [k for k, ch in enumerate(item) if ch == "="]
+    for k in cuts:
+        if k and Path(item[k + 1:]).is_file():
+            return item[:k], "=", item[k + 1:]
+    return item.partition("=")
+
+
 def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
     feeds = {}
     for item in items:
-        name, sep, path = item.partition("=")
+        name, sep, path = _split_at_existing_file(item)
         if not sep:
             raise click.BadParameter(f"'{item}': expected NAME=FILE.npy", param_hint="--input")
         try:
@@ -44,7 +54,10 @@ def _parse_consts(items: tuple[str, ...]) -> dict:
     """``--const NAME=VALUE``: a number, comma-separated numbers (a 1-D list) or a .npy file."""
     consts = {}
     for item in items:
-        name, sep, text = item.partition("=")
+        # a .npy path may hold "=" (split where a file is named), numbers never do (split at the last)
+        name, sep, text = _split_at_existing_file(item)
+        if not text.endswith(".npy") or not Path(text).is_file():
+            name, sep, text = item.rpartition("=")
         if not sep or not name or not text:
             raise click.BadParameter(f"'{item}': expected NAME=VALUE", param_hint="--const")
         if name in consts:

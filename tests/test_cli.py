@@ -67,3 +67,20 @@ def test_unknown_input_name_is_refused_before_converting(tmp_path, monkeypatch):
     for cmd in ("run", "check"):
         r = CliRunner().invoke(main, [cmd, str(path), "--input", f"typo={x}"])
         assert r.exit_code == 2 and "typo" in r.output and "in0" in r.output, r.output
+
+
+def test_input_and_const_names_and_paths_may_hold_equals_signs(tmp_path, monkeypatch):
+    from onnx2max.cli import _parse_consts, _parse_inputs
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.save(tmp_path / "x=1.npy", a)
+    np.save(tmp_path / "plain.npy", a * 2)
+    monkeypatch.chdir(tmp_path)
+    got = _parse_inputs(("in=0=plain.npy", "y=x=1.npy", f"z={tmp_path / 'x=1.npy'}"))
+    assert sorted(got) == ["in=0", "y", "z"]
+    np.testing.assert_array_equal(got["in=0"], a * 2)
+    np.testing.assert_array_equal(got["y"], a)
+    np.testing.assert_array_equal(got["z"], a)
+    consts = _parse_consts(("mode=fast=1", "sr=16000", "w=x=1.npy", "v=1,2"))
+    assert consts["mode=fast"] == 1 and consts["sr"] == 16000 and consts["v"] == [1, 2]
+    np.testing.assert_array_equal(consts["w"], a)
