@@ -145,6 +145,9 @@ def elementwise_cases() -> list[Case]:
     c.append(node("Dropout-v7", "Dropout", [x], opset=7))
     c.append(node("Dropout-v13-ratio", "Dropout", [x, np.array(0.3, np.float32), np.array(False)],
                   opset=13, consts=(1, 2)))
+    # training mode with ratio 0 drops nothing: the output is the input, the mask all true
+    c.append(node("Dropout-training-ratio0", "Dropout", [x, np.array(0.0, np.float32), np.array(True)],
+                  opset=13, consts=(1, 2), n_out=2))
     return c
 
 
@@ -206,6 +209,8 @@ def nn_cases() -> list[Case]:
     c.append(node("MaxPool-asym-pads", "MaxPool", [x], {"kernel_shape": [3, 2], "pads": [0, 1, 2, 0]}))
     c.append(node("MaxPool-same-upper", "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"}))
     c.append(node("MaxPool-v8", "MaxPool", [x], {"kernel_shape": [2, 2]}, opset=8))
+    # storage_order lays out the Indices output only; without it, Y is as for the default
+    c.append(node("MaxPool-storage-order-Y-only", "MaxPool", [x], {"kernel_shape": [2, 2], "storage_order": 1}, opset=12))
     c.append(node("MaxPool1d", "MaxPool", [x1], {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}))
     c.append(node("AveragePool-exclude-pad", "AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}))
     c.append(node("AveragePool-include-pad", "AveragePool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}))

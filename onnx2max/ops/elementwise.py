@@ -56,14 +56,17 @@ def dropout(ctx):
     """ONNX ``Dropout`` at inference: output = input; the optional mask is all true.
 
     Training mode (``is_test=0`` before opset 7, or a ``training_mode`` input that is true) is
-    refused: it is random.
+    refused, as it is random, unless the ``ratio`` input is 0: then nothing is dropped and the
+    output is the input, as in inference.
     """
     if ctx.opset < 7 and ctx.attr("is_test", 0) == 0 and ctx.has_attr("is_test"):
         raise ctx.error("is_test=0 (training dropout) is random; export the model in eval mode")
     if ctx.has_input(2):
         training = ctx.const(2)
-        if bool(np.asarray(training).item()):
-            raise ctx.error("training_mode=true is random; export the model in eval mode")
+        ratio = np.asarray(ctx.const(1)).item() if ctx.has_input(1) else 0.5
+        if bool(np.asarray(training).item()) and ratio != 0:
+            raise ctx.error(f"training_mode=true with ratio {ratio} is random; export the model in "
+                            "eval mode")
     x = ctx.input(0)
     if ctx.output_used(1):
         mask = ops.broadcast_to(ctx.constant(np.array(True)), x.shape)

@@ -261,6 +261,7 @@ def max_pool(ctx):
     The optional ``Indices`` output is not supported."""
     if ctx.output_used(1):
         raise ctx.error("the Indices output of MaxPool is not supported")
+    ctx.not_applicable("storage_order")  # the layout of the Indices output, which is not made
     xs = ctx.shape(0)
     nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
     x = ctx.input_last(0)
