@@ -30,17 +30,21 @@ class UnsupportedModelError(InvalidModelError):
 
 @dataclass(frozen=True)
 class UnsupportedNode:
-    """One node that no converter handles: its name, domain, op type and the model's opset."""
+    """One node that no converter handles: its name, domain, op type, the model's opset and the
+    model it is in (its file name, ``<ModelProto>`` or ``<bytes>``; empty when not known)."""
 
     node: str
     domain: str
     op_type: str
     opset: int
     reason: str = ""
+    source: str = ""
 
     def describe(self) -> str:
         dom = self.domain or "ai.onnx"
         text = f"{self.op_type} ({dom}, opset {self.opset}) in node '{self.node}'"
+        if self.source:
+            text += f" of {self.source}"
         return f"{text}: {self.reason}" if self.reason else text
 
 

@@ -53,7 +53,7 @@ def check_supported(p: Prepared) -> None:
                 if n.domain not in STANDARD_DOMAINS and n.domain not in p.opsets:
                     reason = f"the model imports no opset for domain '{n.domain}'"
                 bad.append(UnsupportedNode(n.name or (n.output[0] if n.output else "?"),
-                                           n.domain, n.op_type, opset, reason))
+                                           n.domain, n.op_type, opset, reason, p.source))
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
                     walk(a.g.node)

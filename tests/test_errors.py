@@ -52,6 +52,23 @@ def test_unsupported_ops_are_all_listed_before_compiling():
     assert "nz" in str(e.value) and "custom" in str(e.value) and "com.example" in str(e.value)
 
 
+def test_unsupported_ops_name_the_file_they_are_in(tmp_path):
+    good = _model([helper.make_node("Relu", ["x"], ["y"])],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    bad = _model([helper.make_node("Foo", ["x"], ["y"], domain="com.example", name="custom")],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    bad.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(good, tmp_path / "good.onnx")
+    onnx.save(bad, tmp_path / "second.onnx")
+    with pytest.raises(errors.UnsupportedOpError) as e:
+        onnx2max.from_onnx_many([tmp_path / "good.onnx", tmp_path / "second.onnx"], cache_dir=False)
+    (node,) = e.value.nodes
+    assert node.source.endswith("second.onnx")
+    assert "node 'custom' of " in str(e.value) and "second.onnx" in str(e.value)
+
+
 def test_missing_default_opset_import():
     m = _model([helper.make_node("Relu", ["x"], ["y"])],
                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
