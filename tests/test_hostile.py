@@ -382,3 +382,26 @@ def test_serialized_bytes_load_like_the_model():
     for bad in (b"", b"\x00\xff not protobuf \x12" * 5, bytearray(b"\x08\x07")):
         with pytest.raises(onnx2max.ModelLoadError, match="<bytes>"):
             load_model(bad)
+
+
+@pytest.mark.parametrize("bad", ["W", "R", "B", "initial_h"])
+def test_recurrent_weights_of_the_wrong_shape_are_refused_before_max(bad):
+    """A GRU whose W, R, B or initial_h does not have the shape the ONNX GRU section requires
+    (hidden 4, 3 gates, input 5, batch 2): a ConversionError naming the input, not a MAX crash or
+    garbage (MAX does not check shapes). Lowering only."""
+    from max.graph import DeviceRef
+    from max.graph.graph import Module
+
+    from onnx2max.lower import lower_graph
+
+    rng = np.random.default_rng(0)
+    shapes = {"W": (1, 12, 5), "R": (1, 12, 4), "B": (1, 24), "initial_h": (1, 2, 4)}
+    shapes[bad] = tuple(d + 1 if k == len(shapes[bad]) - 1 else d for k, d in enumerate(shapes[bad]))
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in shapes.items()]
+    g = helper.make_graph(
+        [helper.make_node("GRU", ["x", "W", "R", "B", "", "initial_h"], ["y"], hidden_size=4, name="gru")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    with pytest.raises(errors.ConversionError, match=rf"GRU node 'gru'.*\({bad}\) has shape"):
+        lower_graph(prepare(m, "gru"), DeviceRef.CPU(), "g0", "g0_", module=Module())

@@ -57,6 +57,29 @@ def _activation(name: str, alpha, beta, like: TensorValue):
     raise ValueError(f"activation '{name}'")
 
 
+#: gates per cell (ONNX RNN, GRU, LSTM sections)
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+
+
+def _check_shapes(ctx, kind, ndir, hidden, seq, batch, layout) -> None:
+    """The input shapes the ONNX sections require, checked before anything reaches MAX (which
+    does not check them): W ``[dirs, G*hidden, in]``, R ``[dirs, G*hidden, hidden]``, B
+    ``[dirs, 2*G*hidden]``, sequence_lens ``[batch]``, initial_h/initial_c ``[dirs, batch,
+    hidden]`` (``[batch, dirs, hidden]`` with layout 1), P ``[dirs, 3*hidden]``."""
+    g = _GATES[kind] * hidden
+    n_in = ctx.shape(0)[2]
+    state = (batch, ndir, hidden) if layout == 1 else (ndir, batch, hidden)
+    want = {1: ("W", (ndir, g, n_in)), 2: ("R", (ndir, g, hidden)), 3: ("B", (ndir, 2 * g)),
+            4: ("sequence_lens", (batch,)), 5: ("initial_h", state)}
+    if kind == "LSTM":
+        want.update({6: ("initial_c", state), 7: ("P", (ndir, 3 * hidden))})
+    for i, (name, shape) in want.items():
+        if ctx.has_input(i) and tuple(ctx.shape(i)) != shape:
+            raise ctx.error(f"input {i} ({name}) has shape {list(ctx.shape(i))}; expected "
+                            f"{list(shape)} for {ndir} direction(s), hidden_size {hidden}, "
+                            f"batch {batch} and input size {n_in}")
+
+
 def _recurrent(ctx, kind: str):
     x, w, r = ctx.input(0), ctx.input(1), ctx.input(2)
     layout = int(ctx.attr("layout", 0) or 0) if ctx.opset >= 14 else 0
@@ -72,6 +95,7 @@ def _recurrent(ctx, kind: str):
     dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
     if len(dirs) != ndir:
         raise ctx.error(f"direction '{direction}' but W has {ndir} directions")
+    _check_shapes(ctx, kind, ndir, hidden, seq, batch, layout)
     names = [a.decode() if isinstance(a, bytes) else a for a in (ctx.attr("activations") or [])]
     per = len(_DEFAULTS[kind])
     names = names or _DEFAULTS[kind] * ndir
