@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def _split_at_existing_file(item: str) -> tuple[str, str, str]:
     input names and paths may both hold ``=``; at the first ``=`` when no split names a file."""
     cuts = [k for k, ch in enumerate(item) if ch == "="]
     for k in cuts:
-        if k and Path(item[k + 1:]).is_file():
+        if k and os.path.isfile(item[k + 1:]):  # False, not OSError, for names too long for a path
             return item[:k], "=", item[k + 1:]
     return item.partition("=")
 
@@ -56,7 +57,7 @@ def _parse_consts(items: tuple[str, ...]) -> dict:
     for item in items:
         # a .npy path may hold "=" (split where a file is named), numbers never do (split at the last)
         name, sep, text = _split_at_existing_file(item)
-        if not text.endswith(".npy") or not Path(text).is_file():
+        if not text.endswith(".npy") or not os.path.isfile(text):
             name, sep, text = item.rpartition("=")
         if not sep or not name or not text:
             raise click.BadParameter(f"'{item}': expected NAME=VALUE", param_hint="--const")

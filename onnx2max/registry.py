@@ -69,7 +69,8 @@ def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNod
     """The converter for ``op_type`` at ``opset``; ``None`` if onnx2max has none.
 
     Returns an :class:`UnsupportedNode` (without node name) carrying the reason when the op
-    does not exist at that opset.
+    does not exist at that opset, or when the opset selects a version of the op newer than the
+    one its converters were checked against (:data:`onnx2max.versions.REVIEWED`).
     """
     domain = "" if domain == "ai.onnx" else domain
     entries = _REGISTRY.get((domain, op_type))

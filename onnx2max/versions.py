@@ -16,17 +16,22 @@ fields did not change.
 
 - Bumps that only add types (bfloat16, float8, int4, ...; most of opsets 13-28) change nothing
   for a converter: dtypes that MAX lacks are refused when the model is checked.
-- Bumps that add or remove attributes: the converters read the newer attributes (a set attribute
-  that a converter never reads is refused by the unread-attribute check in :mod:`onnx2max.lower`),
-  and the older ones where the opset still has them (``consumed_inputs``, ``broadcast``, ...).
-- Bumps that move attributes to inputs (Reshape 5, Slice 10, Pad 11 and 18, Clip 11, TopK 10,
-  Split 13, Squeeze/Unsqueeze 13, Reduce* 13/18, Upsample 9, Resize 11/13, Attention 24,
-  Quantize/DequantizeLinear 19-23) are read by opset in each converter.
+- Bumps that add or remove attributes or optional inputs: the converters read the newer ones
+  (Pad 18 ``axes``, Attention 24 ``nonpad_kv_seqlen`` and 25 window sizes, Quantize/
+  DequantizeLinear 19-23 ``saturate``, ``block_size``, ``output_dtype``, ``precision``, ...; a set
+  attribute that a converter never reads is refused by the unread-attribute check in
+  :mod:`onnx2max.lower`), and the older ones where the opset still has them
+  (``consumed_inputs``, ``broadcast``, ...).
+- Bumps that move attributes to inputs (Reshape 5, Slice 10, Pad 11, Clip 11, TopK 10,
+  Split 13, Squeeze/Unsqueeze 13, Reduce* 13/18, Upsample 9, Resize 11/13) are read by opset in
+  each converter.
 - Bumps with the same fields and a changed meaning: negative axes and indices allowed at
   opset 11 (ArgMax, Concat, Flatten, Gather, OneHot, Reduce*, Slice, Split, Squeeze, Unsqueeze,
   Scatter): every converter normalises axes and wraps negative indices; Softmax, LogSoftmax and
   Hardmax 13 act along one axis instead of flattening to 2-D (handled by opset); Mod 28 allows
-  ``fmod=0`` on floats (``a - floor(a / b) * b``, as the converter computes); Pad 19 adds the
+  ``fmod=0`` on floats (``a - floor(a / b) * b``, as the converter computes, but not the
+  special cases the text adds: for a finite ``a`` and an infinite ``b`` the converter gives NaN
+  where Mod-28 gives ``a`` or ``b``); Pad 19 adds the
   ``wrap`` mode, Resize 19 ``half_pixel_symmetric`` (Resize asks onnx's reference for the node's
   own version), ScatterElements/ScatterND 18 add ``max``/``min`` reductions (all implemented);
   SpaceToDepth 28 adds ``mode`` (only the default ``DCR`` is implemented; ``CRD`` is refused as an

@@ -145,6 +145,9 @@ def elementwise_cases() -> list[Case]:
     c.append(node("Dropout-v7", "Dropout", [x], opset=7))
     c.append(node("Dropout-v13-ratio", "Dropout", [x, np.array(0.3, np.float32), np.array(False)],
                   opset=13, consts=(1, 2)))
+    # inference (training_mode false) with the ratio fed at run time: the ratio is never needed
+    c.append(node("Dropout-v13-ratio-input", "Dropout", [x, np.array(0.3, np.float32), np.array(False)],
+                  opset=13, consts=(2,)))
     # training mode with ratio 0 drops nothing: the output is the input, the mask all true
     c.append(node("Dropout-training-ratio0", "Dropout", [x, np.array(0.0, np.float32), np.array(True)],
                   opset=13, consts=(1, 2), n_out=2))

@@ -90,14 +90,19 @@ def converted():
             # one per group, so MAX's fixed cost per compile is paid fewer times
             together = [g for g in GROUPS if _BUILT_WITH.get(g, g) == _BUILT_WITH.get(name, name)]
             try:
-                built = ConvertedGroup([c for g in together for c in GROUPS[g]()])
+                cases = [c for g in together for c in GROUPS[g]()]
+                ids = [c.id for c in cases]
+                assert len(set(ids)) == len(ids), f"case ids repeated across {together}"
+                built = ConvertedGroup(cases)
             except Exception as e:  # build once; every case of the groups reports it
                 built = e
             for g in together:
                 _GROUPS[g] = built
         group = _GROUPS[name]
         if isinstance(group, Exception):
-            raise AssertionError(f"group '{name}' failed to build: {type(group).__name__}: {group}")
+            shared = [g for g in GROUPS if _BUILT_WITH.get(g, g) == _BUILT_WITH.get(name, name)]
+            raise AssertionError(f"groups {shared} (built together) failed to build: "
+                                 f"{type(group).__name__}: {group}")
         return group
 
     return get

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from cases import f32, node
+import pytest
 from click.testing import CliRunner
 
 from onnx2max.bundled import resolve_model
@@ -84,3 +85,13 @@ def test_input_and_const_names_and_paths_may_hold_equals_signs(tmp_path, monkeyp
     consts = _parse_consts(("mode=fast=1", "sr=16000", "w=x=1.npy", "v=1,2"))
     assert consts["mode=fast"] == 1 and consts["sr"] == 16000 and consts["v"] == [1, 2]
     np.testing.assert_array_equal(consts["w"], a)
+
+
+def test_long_input_and_const_values_are_not_taken_for_paths():
+    from click import BadParameter
+
+    from onnx2max.cli import _parse_consts, _parse_inputs
+
+    assert _parse_consts(("v=" + ",".join(["1"] * 130),))["v"] == [1] * 130
+    with pytest.raises(BadParameter, match="cannot read it as a .npy array"):
+        _parse_inputs(("x=" + "a" * 300 + ".npy",))

@@ -384,10 +384,17 @@ def test_serialized_bytes_load_like_the_model():
             load_model(bad)
 
 
-@pytest.mark.parametrize("bad", ["W", "R", "B", "initial_h"])
-def test_recurrent_weights_of_the_wrong_shape_are_refused_before_max(bad):
-    """A GRU whose W, R, B or initial_h does not have the shape the ONNX GRU section requires
-    (hidden 4, 3 gates, input 5, batch 2): a ConversionError naming the input, not a MAX crash or
+#: (op, direction, layout, the input made one element too long in its last axis)
+_BAD_RECURRENT = [("GRU", "forward", 0, "W"), ("GRU", "forward", 0, "R"), ("GRU", "forward", 0, "B"),
+                  ("GRU", "forward", 0, "initial_h"), ("GRU", "bidirectional", 1, "initial_h"),
+                  ("LSTM", "bidirectional", 0, "initial_c"), ("LSTM", "forward", 1, "P"),
+                  ("RNN", "reverse", 0, "sequence_lens")]
+
+
+@pytest.mark.parametrize("op, direction, layout, bad", _BAD_RECURRENT)
+def test_recurrent_weights_of_the_wrong_shape_are_refused_before_max(op, direction, layout, bad):
+    """An RNN/GRU/LSTM input that does not have the shape the ONNX section requires (hidden 4,
+    input 5, batch 2, sequence 3): a ConversionError naming the input, not a MAX crash or
     garbage (MAX does not check shapes). Lowering only."""
     from max.graph import DeviceRef
     from max.graph.graph import Module
@@ -395,13 +402,21 @@ def test_recurrent_weights_of_the_wrong_shape_are_refused_before_max(bad):
     from onnx2max.lower import lower_graph
 
     rng = np.random.default_rng(0)
-    shapes = {"W": (1, 12, 5), "R": (1, 12, 4), "B": (1, 24), "initial_h": (1, 2, 4)}
-    shapes[bad] = tuple(d + 1 if k == len(shapes[bad]) - 1 else d for k, d in enumerate(shapes[bad]))
-    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in shapes.items()]
-    g = helper.make_graph(
-        [helper.make_node("GRU", ["x", "W", "R", "B", "", "initial_h"], ["y"], hidden_size=4, name="gru")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 2, 5])],
+    d, g, h = (2 if direction == "bidirectional" else 1), {"RNN": 1, "GRU": 3, "LSTM": 4}[op] * 4, 4
+    state = (2, d, h) if layout else (d, 2, h)
+    shapes = {"W": (d, g, 5), "R": (d, g, h), "B": (d, 2 * g), "sequence_lens": (2,), "initial_h": state}
+    if op == "LSTM":
+        shapes.update({"initial_c": state, "P": (d, 3 * h)})
+    shapes[bad] = shapes[bad][:-1] + (shapes[bad][-1] + 1,)
+    inits = [numpy_helper.from_array(np.full(s, 3, np.int32) if n == "sequence_lens"
+                                     else rng.standard_normal(s).astype(np.float32), n)
+             for n, s in shapes.items()]
+    x = (2, 3, 5) if layout else (3, 2, 5)
+    g_ = helper.make_graph(
+        [helper.make_node(op, ["x", *shapes], ["y"], hidden_size=h, direction=direction,
+                          layout=layout, name="cell")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
-    with pytest.raises(errors.ConversionError, match=rf"GRU node 'gru'.*\({bad}\) has shape"):
-        lower_graph(prepare(m, "gru"), DeviceRef.CPU(), "g0", "g0_", module=Module())
+    m = helper.make_model(g_, opset_imports=[helper.make_opsetid("", 14)])
+    with pytest.raises(errors.ConversionError, match=rf"{op} node 'cell'.*\({bad}\) has shape"):
+        lower_graph(prepare(m, "cell"), DeviceRef.CPU(), "g0", "g0_", module=Module())

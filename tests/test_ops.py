@@ -1,7 +1,7 @@
 """Every op form of tests/cases.py against onnxruntime (float32: atol 1e-4, rtol 1e-3).
 
-The groups that share a pytest-xdist worker are one MAX compile (``tests/conftest.py``), not one
-compile per case or per group.
+The groups that share a pytest-xdist worker are one MAX compile (``tests/conftest.py``), except
+``matmul``, which the cache tests need alone: not one compile per case or per group.
 """
 
 from __future__ import annotations

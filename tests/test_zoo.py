@@ -2,7 +2,8 @@
 torch and onnxruntime; a second conversion is served by the compile cache.
 
 ResNet-18 runs only with ``-m slow``: its 224x224 convolutions (a dozen distinct shapes, each its
-own MAX kernel) cost 3-4 minutes of compile cold on 2 cores, more than the rest of the zoo."""
+own MAX kernel) cost minutes of compile cold on 2 cores (the zoo's compile in the cold suite
+went from 903 s to 489 s without it; docs/performance.md)."""
 
 from __future__ import annotations
 

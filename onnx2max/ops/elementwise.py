@@ -61,10 +61,9 @@ def dropout(ctx):
     """
     if ctx.opset < 7 and ctx.attr("is_test", 0) == 0 and ctx.has_attr("is_test"):
         raise ctx.error("is_test=0 (training dropout) is random; export the model in eval mode")
-    if ctx.has_input(2):
-        training = ctx.const(2)
+    if ctx.has_input(2) and bool(np.asarray(ctx.const(2)).item()):  # training mode
         ratio = np.asarray(ctx.const(1)).item() if ctx.has_input(1) else 0.5
-        if bool(np.asarray(training).item()) and ratio != 0:
+        if ratio != 0:
             raise ctx.error(f"training_mode=true with ratio {ratio} is random; export the model in "
                             "eval mode")
     x = ctx.input(0)

@@ -61,7 +61,7 @@ def _activation(name: str, alpha, beta, like: TensorValue):
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
 
-def _check_shapes(ctx, kind, ndir, hidden, seq, batch, layout) -> None:
+def _check_shapes(ctx, kind, ndir, hidden, batch, layout) -> None:
     """The input shapes the ONNX sections require, checked before anything reaches MAX (which
     does not check them): W ``[dirs, G*hidden, in]``, R ``[dirs, G*hidden, hidden]``, B
     ``[dirs, 2*G*hidden]``, sequence_lens ``[batch]``, initial_h/initial_c ``[dirs, batch,
@@ -95,7 +95,7 @@ def _recurrent(ctx, kind: str):
     dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
     if len(dirs) != ndir:
         raise ctx.error(f"direction '{direction}' but W has {ndir} directions")
-    _check_shapes(ctx, kind, ndir, hidden, seq, batch, layout)
+    _check_shapes(ctx, kind, ndir, hidden, batch, layout)
     names = [a.decode() if isinstance(a, bytes) else a for a in (ctx.attr("activations") or [])]
     per = len(_DEFAULTS[kind])
     names = names or _DEFAULTS[kind] * ndir
