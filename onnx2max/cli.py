@@ -46,7 +46,9 @@ def _parse_inputs(items: tuple[str, ...]) -> dict[str, np.ndarray]:
             feeds[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
             raise click.BadParameter(
-                f"'{path}': cannot read it as a .npy array (numpy.save format): {e}", param_hint="--input"
+                f"'{item}': cannot read '{path}' as a .npy array (numpy.save format): {e}"
+                + (" (an input name holding '=' is split where an existing file follows)"
+                   if item.count("=") > 1 else ""), param_hint="--input"
             ) from None
     return feeds
 
@@ -139,7 +141,8 @@ def _common(f):
                      help="fix a graph input to a value at conversion: a number, 1,2,3 or a .npy "
                           "file (repeatable); e.g. a sample rate")(f)
     f = click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
-                     help="an input array from a .npy file (repeatable); others are random")(f)
+                     help="an input array from a .npy file (repeatable); others are random. A "
+                          "NAME holding '=' is split where an existing FILE follows")(f)
     f = click.option("--ones", is_flag=True, help="all-ones inputs instead of random ones")(f)
     f = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
                      help="seed of the random inputs")(f)

@@ -93,5 +93,5 @@ def test_long_input_and_const_values_are_not_taken_for_paths():
     from onnx2max.cli import _parse_consts, _parse_inputs
 
     assert _parse_consts(("v=" + ",".join(["1"] * 130),))["v"] == [1] * 130
-    with pytest.raises(BadParameter, match="cannot read it as a .npy array"):
+    with pytest.raises(BadParameter, match="cannot read .* as a .npy array"):
         _parse_inputs(("x=" + "a" * 300 + ".npy",))
