@@ -95,8 +95,3 @@ def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNod
 def supported_ops() -> list[tuple[str, str, list[int]]]:
     """Every registered ``(domain, op_type, [since versions])``, sorted."""
     return sorted((d or "ai.onnx", o, [c.since for c in cs]) for (d, o), cs in _REGISTRY.items())
-
-
-def registered() -> list[tuple[str, str]]:
-    """Every registered ``(domain, op_type)`` (``""`` for ai.onnx), sorted."""
-    return sorted(_REGISTRY)
