@@ -8,7 +8,7 @@ import tempfile
 import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import onnx
 
@@ -75,12 +75,18 @@ def to_onnx(
     opset: int | None = None,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
+    dynamic: Mapping[int, Mapping[int, str]] | None = None,
 ) -> Path:
-    """Export ``module`` (in eval mode) to an ONNX file with fixed shapes.
+    """Export ``module`` (in eval mode) to an ONNX file with fixed shapes, or with the axes
+    ``dynamic`` names left symbolic.
 
     Uses ``torch.onnx.export`` with the TorchScript exporter (``dynamo=False``), which gives the
     most compact graphs on torch 2.13; when it fails, the dynamo exporter is tried, and the
-    first failure is reported if both fail. The result is checked with the ONNX checker.
+    first failure is reported if both fail. With ``dynamic``, only the dynamo exporter is used
+    (``dynamic_shapes`` of ``torch.export.Dim``): the TorchScript exporter's ``dynamic_axes``
+    keeps sizes it traced in some reshapes (``nn.MultiheadAttention``'s sequence length), so
+    its models run other sizes in neither onnxruntime nor MAX. The result is checked with the
+    ONNX checker.
 
     Args:
         module: a ``torch.nn.Module``.
@@ -89,6 +95,9 @@ def to_onnx(
         input_shapes: shapes (float32) or ``(shape, dtype)`` pairs, instead of example_inputs.
         opset: ONNX opset (default 18).
         input_names / output_names: graph input and output names (default ``input_0``...).
+        dynamic: ``{input index: {axis: dim name}}``, e.g. ``{0: {0: "batch", 1: "seq"}}``:
+            those axes become ``dim_param`` dims of the ONNX inputs (a size of 1 in the example
+            input may be specialised by torch.export; give examples of size 2 or more).
 
     Returns:
         The path written.
@@ -108,13 +117,24 @@ def to_onnx(
     if output_names:
         kw["output_names"] = list(output_names)
     errors = []
-    for dynamo in (False, True):
+    if dynamic:
+        dims: dict[str, Any] = {}
+        shapes = []
+        for i in range(len(args)):
+            axes = dict(dynamic.get(i, {}))
+            shapes.append({a: dims.setdefault(n, torch.export.Dim(n)) for a, n in axes.items()} or None)
+        kw["dynamic_shapes"] = tuple(shapes)
+    for dynamo in ((True,) if dynamic else (False, True)):
         try:
             with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 # not under no_grad: there eval-mode encoder layers take a fused fast path
                 # that the TorchScript exporter cannot export
-                torch.onnx.export(module, args, str(path), dynamo=dynamo, **kw)
+                extra = {}
+                if dynamo:  # one self-contained file below protobuf's 2 GB limit
+                    size = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+                    extra["external_data"] = size > 1_500_000_000
+                torch.onnx.export(module, args, str(path), dynamo=dynamo, **kw, **extra)
             break
         except Exception as e:  # try the other exporter
             errors.append(f"{'dynamo' if dynamo else 'TorchScript'} exporter: {type(e).__name__}: {e}")
