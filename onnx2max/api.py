@@ -23,6 +23,7 @@ def from_onnx(
     device="cpu",
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     constant_inputs: Mapping[str, Any] | None = None,
+    dynamic: Mapping[str, Mapping[int, str]] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
     profile: bool = False,
@@ -39,11 +40,19 @@ def from_onnx(
             ``InferenceSession`` takes it).
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or a MAX ``DeviceRef``.
         input_shapes: ``{input name: shape}`` fixing symbolic dims, e.g. ``{"x": (1, 3, 224, 224)}``.
+            Dims the model leaves symbolic (``dim_param``, or a ``dim_value`` of -1, which
+            onnxruntime also treats as dynamic) and are not fixed here stay symbolic in the MAX
+            graph: one compile serves every size (see ``CompiledModel.inputs``). Fixing them
+            gives MAX static shapes (somewhat faster kernels; a new compile per size), and is
+            needed where a converter takes static dims only (its error says so).
         constant_inputs: ``{input name: value}`` binding graph inputs to values at conversion,
             e.g. ``{"sr": np.array(16000)}``: configuration inputs (a sample rate, a mode flag,
             a size). They are folded like initializers (an ``If`` on them is resolved) and are
             no longer inputs of the compiled model. numpy values must have the input's dtype;
             Python scalars and lists are converted to it.
+        dynamic: ``{input name: {axis: dim name}}`` making dims symbolic that the model fixes,
+            e.g. ``{"x": {0: "batch"}}``. Inputs that share a dim name must agree on its size
+            at run time.
         cache_dir: folder of the compile cache; default ``$ONNX2MAX_CACHE_DIR`` or
             ``~/.cache/onnx2max``; ``False`` disables caching.
         progress: show compile progress on stderr; default: when stderr is a terminal.
@@ -56,18 +65,20 @@ def from_onnx(
 
     Raises:
         ModelLoadError: the file cannot be read or is not ONNX.
-        InvalidModelError: the checker rejects the model, or symbolic dims are left unresolved
-            (the message names each one and shows the ``input_shapes`` to pass).
+        InvalidModelError: the checker rejects the model, or a graph input declares no shape
+            (the message shows the ``input_shapes`` to pass).
         InputError: ``input_shapes`` or ``constant_inputs`` names unknown inputs or
             contradicts the model's declared types.
         UnsupportedOpError: lists every node whose (domain, op type, opset) has no converter.
-        ConversionError: a node uses an attribute value or dynamic input that MAX cannot take.
+        ConversionError: a node uses an attribute value or dynamic input that MAX cannot take,
+            or needs static dims where a symbolic one reaches it (the message names the node
+            and the ``input_shapes`` that fix it).
         DeviceError: the device does not exist on this machine.
         CompileError: MAX failed to compile the graph.
     """
     return from_onnx_many(
         [model], device=device, input_shapes=[input_shapes], constant_inputs=[constant_inputs],
-        cache_dir=cache_dir, progress=progress, profile=profile,
+        dynamic=[dynamic], cache_dir=cache_dir, progress=progress, profile=profile,
     )[0]
 
 
@@ -77,6 +88,7 @@ def from_onnx_many(
     device="cpu",
     input_shapes: Sequence[Mapping[str, Sequence[int]] | None] | None = None,
     constant_inputs: Sequence[Mapping[str, Any] | None] | None = None,
+    dynamic: Sequence[Mapping[str, Mapping[int, str]] | None] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool | None = None,
     profile: bool = False,
@@ -84,8 +96,8 @@ def from_onnx_many(
     """Translate several ONNX models and compile them together in one MAX compile.
 
     MAX pays about 30 s of fixed work per compile, so compiling N models together costs far
-    less than N compiles. Arguments are as for :func:`from_onnx`; ``input_shapes`` and
-    ``constant_inputs`` are one entry per model (or ``None``). Every model is checked before anything is compiled.
+    less than N compiles. Arguments are as for :func:`from_onnx`; ``input_shapes``,
+    ``constant_inputs`` and ``dynamic`` are one entry per model (or ``None``). Every model is checked before anything is compiled.
 
     Returns:
         One :class:`~onnx2max.model.CompiledModel` per model, in order; they share one
@@ -99,11 +111,12 @@ def from_onnx_many(
         loaded.append(load_model(m))
         stats.load_s += time.monotonic() - t0
     return _from_loaded(loaded, device=device, input_shapes=input_shapes, constant_inputs=constant_inputs,
-                        cache_dir=cache_dir, progress=progress, profile=profile, stats=stats,
+                        dynamic=dynamic, cache_dir=cache_dir, progress=progress, profile=profile, stats=stats,
                         t_start=t_start)
 
 
 def _from_loaded(loaded, *, device, input_shapes, constant_inputs, cache_dir, progress, profile,
+                 dynamic=None,
                  stats: ConversionStats | None = None, t_start: float | None = None) -> list[CompiledModel]:
     """:func:`from_onnx_many` on models already loaded: ``(ModelProto, source)`` pairs, the
     source being the label messages use (a path, or what the caller names the model)."""
@@ -117,10 +130,13 @@ def _from_loaded(loaded, *, device, input_shapes, constant_inputs, cache_dir, pr
     consts = list(constant_inputs) if constant_inputs is not None else [None] * n
     if len(consts) != n:
         raise ValueError(f"{n} models but {len(consts)} constant_inputs entries")
+    dyns = list(dynamic) if dynamic is not None else [None] * n
+    if len(dyns) != n:
+        raise ValueError(f"{n} models but {len(dyns)} dynamic entries")
     prepared = []
-    for (proto, source), s, c in zip(loaded, shapes, consts):
+    for (proto, source), s, c, d in zip(loaded, shapes, consts, dyns):
         t1 = time.monotonic()
-        prepared.append(prepare(proto, source, s, c))
+        prepared.append(prepare(proto, source, s, c, d))
         stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
     built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label, stats=stats)

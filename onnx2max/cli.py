@@ -82,11 +82,27 @@ def _parse_consts(items: tuple[str, ...]) -> dict:
     return consts
 
 
-def _make_inputs(model, given: dict, seed: int, ones: bool) -> dict[str, np.ndarray]:
+def _parse_dims(items) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name or not text.strip().isdigit():
+            raise click.BadParameter(f"'{item}': expected NAME=SIZE, e.g. batch=4", param_hint="--dim")
+        out[name] = int(text)
+    return out
+
+
+def _make_inputs(model, given: dict, seed: int, ones: bool, dims=()) -> dict[str, np.ndarray]:
     from .compare import random_feeds
 
+    sizes = _parse_dims(dims)
+    known = {d for s in model.inputs for d in s.shape if isinstance(d, str)}
+    unknown = [d for d in sizes if d not in known]
+    if unknown:
+        raise click.BadParameter(f"{unknown} are not symbolic dims of the model's inputs "
+                                 f"({sorted(known) or 'it has none'})", param_hint="--dim")
     return random_feeds(model.inputs, seed, ones, given=given,
-                        skip=[s.name for s in model.inputs if s.has_default])
+                        skip=[s.name for s in model.inputs if s.has_default], dims=sizes)
 
 
 def _check_input_names(model, given: dict) -> None:
@@ -136,13 +152,17 @@ def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, pr
 def _common(f):
     f = click.option("--device", default="cpu", show_default=True, help="cpu, gpu or gpu:N")(f)
     f = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D0,D1,...",
-                     help="fix the shape of a graph input with symbolic dims (repeatable)")(f)
+                     help="fix the shape of a graph input with symbolic dims (repeatable); dims "
+                          "not fixed stay symbolic: one compile for every size")(f)
     f = click.option("--const", "consts", multiple=True, metavar="NAME=VALUE",
                      help="fix a graph input to a value at conversion: a number, 1,2,3 or a .npy "
                           "file (repeatable); e.g. a sample rate")(f)
     f = click.option("--input", "inputs", multiple=True, metavar="NAME=FILE.npy",
                      help="an input array from a .npy file (repeatable); others are random. A "
                           "NAME holding '=' is split where an existing FILE follows")(f)
+    f = click.option("--dim", "dims", multiple=True, metavar="NAME=SIZE",
+                     help="size of a symbolic dim in the random inputs (repeatable; default 1), "
+                          "e.g. batch=4")(f)
     f = click.option("--ones", is_flag=True, help="all-ones inputs instead of random ones")(f)
     f = click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
                      help="seed of the random inputs")(f)
@@ -170,7 +190,7 @@ def main():
 @main.command()
 @click.argument("model")
 @_common
-def run(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile):
+def run(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile):
     """Convert MODEL, run it once and print a summary of each output."""
     from rich.console import Console
     from rich.table import Table
@@ -180,7 +200,7 @@ def run(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_ca
         _path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile,
                             _parse_consts(consts))
         _check_input_names(m, given)
-        feeds = _make_inputs(m, given, seed, ones)
+        feeds = _make_inputs(m, given, seed, ones, dims)
         t0 = time.monotonic()
         outs = m.run(None, feeds)
         dt = time.monotonic() - t0
@@ -207,7 +227,7 @@ def run(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_ca
 @click.option("--save-repro", "save_repro", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="with --bisect (implied): write the first diverging node as a one-node model "
                    "with its inputs into DIR")
-def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile, atol,
+def check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile, atol,
           rtol, bisect, save_repro):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
@@ -237,7 +257,7 @@ def check(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
     try:
         path, m = _convert(model, device, input_shape, cache_dir, no_cache, given, profile, const_values)
         _check_input_names(m, given)
-        feeds = _make_inputs(m, given, seed, ones)
+        feeds = _make_inputs(m, given, seed, ones, dims)
         got = m.run(None, feeds)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
@@ -333,7 +353,7 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the figures as JSON")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="write a bar chart (PNG; needs matplotlib: pip install 'onnx2max[plot]')")
-def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_cache, profile, runs, warmup,
+def bench(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile, runs, warmup,
           max_seconds, no_overhead, json_path, plot_path):
     """Time MODEL on MAX against onnxruntime (and torch eager for a zoo model), interleaved.
 
@@ -372,7 +392,7 @@ def bench(model, device, input_shape, consts, inputs, ones, seed, cache_dir, no_
         try:
             path, m = _convert(model_arg, device, input_shape, cache_dir, no_cache, given, profile, const_values)
             _check_input_names(m, given)
-            feeds = _make_inputs(m, given, seed, ones)
+            feeds = _make_inputs(m, given, seed, ones, dims)
             res = b.bench(path, m, feeds, ort_feeds={**feeds, **m._built.prepared.constants},
                           torch_module=torch_module, torch_inputs=torch_inputs, warmup=warmup, runs=runs,
                           max_seconds=max_seconds, label=model)

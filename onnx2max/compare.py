@@ -27,28 +27,36 @@ from .errors import InputError
 
 
 def random_feeds(specs, seed: int = 0, ones: bool = False, given: Mapping[str, np.ndarray] | None = None,
-                 skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
+                 skip: Sequence[str] = (), dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """A feed for graph inputs ``specs`` (objects with ``name``, ``shape`` and numpy ``dtype``):
     ``given`` arrays as they are; otherwise all ones (``ones``), or seeded random values: standard
     normal floats, random bools, integers 0 or 1. Inputs named in ``skip`` (those with a
-    default) are left out unless given."""
+    default) are left out unless given. A symbolic dim (a ``str`` in ``shape``) takes its size
+    from ``dims`` (``{dim name: size}``), else from a given array with that dim, else 1."""
     rng = np.random.default_rng(seed)
     given = dict(given or {})
+    sizes = dict(dims or {})
+    for spec in specs:
+        if spec.name in given:
+            for d, a in zip(spec.shape, np.shape(given[spec.name])):
+                if isinstance(d, str):
+                    sizes.setdefault(d, int(a))
     feeds = {}
     for spec in specs:
         dt = np.dtype(spec.dtype)
+        shape = tuple(sizes.get(d, 1) if isinstance(d, str) else d for d in spec.shape)
         if spec.name in given:
             feeds[spec.name] = given[spec.name]
         elif spec.name in skip:
             continue
         elif ones:
-            feeds[spec.name] = np.ones(spec.shape, dtype=dt)
+            feeds[spec.name] = np.ones(shape, dtype=dt)
         elif dt.kind == "f":
-            feeds[spec.name] = rng.standard_normal(spec.shape).astype(dt)
+            feeds[spec.name] = rng.standard_normal(shape).astype(dt)
         elif dt.kind == "b":
-            feeds[spec.name] = rng.random(spec.shape) > 0.5
+            feeds[spec.name] = rng.random(shape) > 0.5
         else:
-            feeds[spec.name] = rng.integers(0, 2, size=spec.shape).astype(dt)
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dt)
     return feeds
 
 

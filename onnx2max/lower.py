@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import onnx
 from max.dtype import DType
-from max.graph import DeviceRef, Graph, TensorType, TensorValue, Weight, ops
+from max.graph import DeviceRef, Dim, Graph, StaticDim, TensorType, TensorValue, Weight, ops
 from onnx import helper
 
-from . import derive, dtypes, registry
+from . import derive, dtypes, registry, symbolic
 from .errors import ConversionError, InputError, Onnx2MaxError, UnsupportedNode, UnsupportedOpError
 from .layout import ChannelsLast, channels_first, channels_last, first_shape_of_last
 from .prepare import STANDARD_DOMAINS, Prepared, TensorSpec, _NO_FOLD, fold_node, unroll_loop_trips
@@ -112,9 +112,42 @@ def _attr_value(a: onnx.AttributeProto) -> Any:
     return v
 
 
+class SymbolicDims(Exception):
+    """Raised inside a converter that needs static dims when a shape has symbolic ones; the
+    lowering turns it into a :class:`ConversionError` naming the node and the
+    ``input_shapes`` that would fix the dims."""
+
+    def __init__(self, dims):
+        super().__init__(f"shape {format_dims(dims)} has symbolic dims")
+        self.dims = tuple(dims)
+
+
+def format_dims(dims) -> str:
+    """``(batch, 3, 224, 224)``: a shape with symbolic dims by name."""
+    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def dims_of(x: TensorValue) -> tuple:
+    """The dims of a MAX tensor value: ``int`` where static, a MAX ``Dim`` (``SymbolicDim``,
+    ``AlgebraicDim``) where symbolic."""
+    return tuple(int(d) if isinstance(d, StaticDim) else d for d in x.shape)
+
+
+def is_static(dims) -> bool:
+    """Whether every dim of ``dims`` is an ``int``."""
+    return all(isinstance(d, (int, np.integer)) for d in dims)
+
+
 def static_shape(x: TensorValue) -> tuple[int, ...]:
-    """The static shape of a MAX tensor value as a tuple of ints."""
-    return tuple(int(d) for d in x.shape)
+    """The static shape of a MAX tensor value as a tuple of ints.
+
+    Raises:
+        SymbolicDims: a dim is symbolic.
+    """
+    dims = dims_of(x)
+    if not is_static(dims):
+        raise SymbolicDims(dims)
+    return dims
 
 
 def make_constant(value, device: DeviceRef, dtype: DType | None = None) -> TensorValue:
@@ -134,6 +167,21 @@ class _Entry:
     first: TensorValue | None = None  # the ONNX (channels-first) layout
     last: TensorValue | None = None  # channels-last form, when a layout-aware op made one
     const: np.ndarray | None = None  # known at conversion time
+    #: a 0-d or 1-d integer value known as an expression of symbolic dims (``Shape`` of a
+    #: tensor with symbolic dims, and arithmetic on it): an object array of ``int`` and MAX
+    #: ``Dim``, with the ONNX element type it has in the model
+    sym: np.ndarray | None = None
+    sym_elem: int = onnx.TensorProto.INT64
+
+
+@dataclass
+class SymbolicValue:
+    """A converter result known as an expression of symbolic dims (``Shape`` of a tensor
+    with symbolic dims): ``dims`` is an object array (0-d or 1-d) of ``int`` and MAX ``Dim``,
+    ``elem`` its ONNX integer element type."""
+
+    dims: np.ndarray
+    elem: int = onnx.TensorProto.INT64
 
 
 @dataclass(frozen=True)
@@ -271,7 +319,7 @@ class NodeContext:
         return self._l.tensor(name)
 
     def _out_rank(self) -> int:
-        return max(len(static_shape(e.last)) for n in self.node.input if n
+        return max(len(dims_of(e.last)) for n in self.node.input if n
                    for e in [self._l.env[n]] if e.last is not None)
 
     def inputs(self) -> list[TensorValue | None]:
@@ -318,23 +366,69 @@ class NodeContext:
                 f"fix them at conversion with constant_inputs={{{example}}} "
                 f"(CLI: --const NAME=VALUE)")
 
-    def shape(self, i: int) -> tuple[int, ...]:
-        """Static shape of input ``i`` in ONNX (channels-first) layout."""
+    def dims(self, i: int) -> tuple:
+        """Shape of input ``i`` in ONNX (channels-first) layout: ``int`` where static, a MAX
+        ``Dim`` where symbolic (see :func:`dims_of`)."""
         e = self._l.env[self.node.input[i]]
         if e.const is not None:
             return tuple(e.const.shape)
+        if e.sym is not None:
+            return tuple(e.sym.shape)
         if e.first is not None:
-            return static_shape(e.first)
-        return first_shape_of_last(static_shape(e.last))
+            return dims_of(e.first)
+        return first_shape_of_last(dims_of(e.last))
+
+    def shape(self, i: int) -> tuple[int, ...]:
+        """Static shape of input ``i`` in ONNX (channels-first) layout.
+
+        Raises:
+            SymbolicDims: a dim is symbolic (the lowering reports it as a ConversionError that
+                names the node; converters that handle symbolic dims read :meth:`dims`).
+        """
+        dims = self.dims(i)
+        if not is_static(dims):
+            raise SymbolicDims(dims)
+        return dims
+
+    def leading_dims(self, i: int, static_from: int = 1) -> tuple:
+        """Shape of input ``i`` whose dims before ``static_from`` may be symbolic (a batch, a
+        sequence length) and whose other dims must be static.
+
+        Raises:
+            SymbolicDims: a dim from ``static_from`` on is symbolic.
+        """
+        dims = self.dims(i)
+        if not is_static(dims[static_from:]):
+            raise SymbolicDims(dims)
+        return dims
 
     def rank(self, i: int) -> int:
-        return len(self.shape(i))
+        return len(self.dims(i))
+
+    def is_symbolic(self, i: int) -> bool:
+        """Whether input ``i``'s shape has a symbolic dim."""
+        return self.has_input(i) and not is_static(self.dims(i))
+
+    def shape_value(self, i: int) -> list:
+        """Input ``i``, a 0-d or 1-d integer value known at conversion, as a list of ``int``
+        and, where it holds symbolic dims (``Shape`` of a tensor with symbolic dims and
+        arithmetic on it), MAX ``Dim``: a target shape for Reshape, Expand, ConstantOfShape.
+
+        Raises:
+            ConversionError: the value is computed at run time from tensor data.
+        """
+        e = self._l.env[self.node.input[i]] if self.has_input(i) else None
+        if e is not None and e.sym is not None:
+            return list(e.sym.reshape(-1))
+        return [int(v) for v in np.asarray(self.const(i)).reshape(-1)]
 
     def dtype(self, i: int) -> DType:
         """MAX dtype of input ``i``."""
         e = self._l.env[self.node.input[i]]
         if e.const is not None:
             return dtypes.max_from_numpy(e.const.dtype)
+        if e.sym is not None and e.first is None:
+            return dtypes.to_max(e.sym_elem)
         return (e.first if e.first is not None else e.last).dtype
 
     def has_last(self, i: int) -> bool:
@@ -410,6 +504,13 @@ class _Lowering:
         if e.last is not None:
             e.first = channels_first(e.last)
             return e.first
+        if e.sym is not None:
+            t = ops.shape_to_tensor(list(e.sym.reshape(-1)))
+            if e.sym.ndim == 0:
+                t = ops.reshape(t, [])
+            target = dtypes.to_max(e.sym_elem)
+            e.first = t if t.dtype == target else ops.cast(t, target)
+            return e.first
         e.first = self._materialize(name, e.const)
         return e.first
 
@@ -462,20 +563,23 @@ class _Lowering:
             return
         if isinstance(result, ChannelsLast):
             e = _Entry(last=result.value)
-            got = first_shape_of_last(static_shape(result.value))
+            got = first_shape_of_last(dims_of(result.value))
             got_dtype = result.value.dtype
+        elif isinstance(result, SymbolicValue):
+            e = _Entry(sym=result.dims, sym_elem=result.elem)
+            got, got_dtype = tuple(result.dims.shape), dtypes.to_max(result.elem)
         elif isinstance(result, np.ndarray) or np.isscalar(result):
             arr = np.asarray(result)
             e = _Entry(const=arr)
             got, got_dtype = tuple(arr.shape), dtypes.max_from_numpy(arr.dtype)
         elif isinstance(result, TensorValue):
             e = _Entry(first=result)
-            got, got_dtype = static_shape(result), result.dtype
+            got, got_dtype = dims_of(result), result.dtype
         elif result is None:
             raise ctx.error(f"output {k} ('{name}') is used but the converter does not produce it")
         else:
             e = _Entry(first=TensorValue(result))
-            got, got_dtype = static_shape(e.first), e.first.dtype
+            got, got_dtype = dims_of(e.first), e.first.dtype
         want = self.p.types.get(name)
         if want is not None:
             elem, shape = want
@@ -484,7 +588,8 @@ class _Lowering:
                     f"output {k} ('{name}') came out as {got_dtype}, but ONNX shape inference "
                     f"says {dtypes.onnx_type_name(elem)} (a converter bug; please report it)"
                 )
-            if shape is not None and all(isinstance(d, int) for d in shape) and tuple(shape) != got:
+            if shape is not None and (len(shape) != len(got) or any(
+                    isinstance(w, int) and isinstance(d, int) and w != d for w, d in zip(shape, got))):
                 raise ctx.error(
                     f"output {k} ('{name}') came out with shape {got}, but ONNX shape "
                     f"inference says {tuple(shape)} (a converter bug; please report it)"
@@ -502,6 +607,37 @@ def _try_fold_at_lowering(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarra
     if outs is not None:
         lw.lowered.consumed.update(present)
     return outs
+
+
+def _try_symbolic(lw: _Lowering, node: onnx.NodeProto) -> list | None:
+    """Evaluate shape arithmetic on symbolic shape values at conversion
+    (:func:`onnx2max.symbolic.evaluate`): a ``SymbolicValue``, or a numpy array where the result
+    no longer depends on a symbolic dim, per output; ``None`` when the node is not such."""
+    if node.domain not in STANDARD_DOMAINS:
+        return None
+    present = [i for i in node.input if i]
+    entries = [lw.env[i] for i in present]
+    if not any(e.sym is not None for e in entries) \
+            or not all(e.sym is not None or e.const is not None for e in entries):
+        return None
+    xs = [None if not i else (lw.env[i].sym if lw.env[i].sym is not None else lw.env[i].const)
+          for i in node.input]
+    r = symbolic.evaluate(node, xs, lw.p.opset(""))
+    if r is None:
+        return None
+    outs, elem = r
+    result = []
+    for name, a in zip(node.output, outs):
+        t = lw.p.types.get(name)
+        out_elem = t[0] if t and t[0] else elem
+        if a.dtype == bool:
+            result.append(a)
+        elif symbolic.is_concrete(a):
+            result.append(np.asarray(a.astype(np.int64)).astype(dtypes.to_numpy(out_elem)))
+        else:
+            result.append(SymbolicValue(a, out_elem))
+    lw.lowered.consumed.update(n for n in present if lw.env[n].const is not None)
+    return result
 
 
 def _empty_outputs(lw: _Lowering, node: onnx.NodeProto) -> list[np.ndarray] | None:
@@ -579,25 +715,38 @@ def _use_channels_last(ctx: NodeContext, lw: _Lowering) -> bool:
     if not tensors or not any(e.first is None and e.last is not None for e in tensors):
         return False
     if all(e.last is not None for e in tensors):
-        shapes = {static_shape(e.last) for e in tensors}
+        shapes = {dims_of(e.last) for e in tensors}
         if len(shapes) == 1 and all(e.const.size == 1 and e.const.ndim <= 1
                                     for e in entries if e.const is not None):
             return True
     if ctx.op_type not in _BROADCAST_LAST_OPS or ctx.domain not in ("", "ai.onnx") \
             or not wide_layout():
         return False
-    r = max(len(static_shape(e.last)) for e in tensors if e.last is not None)
+    r = max(len(dims_of(e.last)) for e in tensors if e.last is not None)
     if r < 3:
         return False
     for e in tensors:
         if e.last is not None:
-            if len(static_shape(e.last)) != r:
+            if len(dims_of(e.last)) != r:
                 return False
         else:
-            shp = static_shape(e.first)
+            shp = dims_of(e.first)
             if len(shp) != r or any(d != 1 for d in shp[2:]):
                 return False
     return all(e.const.ndim <= r for e in entries if e.const is not None)
+
+
+def input_shapes_hint(p: Prepared) -> str:
+    """A sentence giving the ``input_shapes`` that would fix the model's symbolic input dims
+    (each shown as 1: the user puts the sizes they run)."""
+    sym = {s.name: s.shape for s in p.inputs if not is_static(s.shape)}
+    if not sym:
+        return ""
+    example = ", ".join(f"'{n}': {tuple(d if isinstance(d, int) else 1 for d in shp)}"
+                        for n, shp in sym.items())
+    names = sorted({str(d) for shp in sym.values() for d in shp if not isinstance(d, int)})
+    return (f"Fix the symbolic dims ({', '.join(names)}) at conversion with input_shapes="
+            f"{{{example}}} (with your sizes; CLI: --input-shape NAME=D0,D1,...)")
 
 
 def lower_nodes(lw: "_Lowering", nodes) -> None:
@@ -613,6 +762,14 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
         folded = _try_fold_at_lowering(lw, node)
         if folded is None:
             folded = _empty_outputs(lw, node)
+        if folded is None:
+            sym = _try_symbolic(lw, node)
+            if sym is not None:
+                for name, v in zip(node.output, sym):
+                    if name:
+                        lw.env[name] = (_Entry(sym=v.dims, sym_elem=v.elem)
+                                        if isinstance(v, SymbolicValue) else _Entry(const=v))
+                continue
         if folded is not None:
             for name, arr in zip(node.output, folded):
                 if name:
@@ -627,6 +784,9 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
             result = conv.fn(ctx)
         except Onnx2MaxError:
             raise
+        except SymbolicDims as e:
+            raise ctx.error(
+                f"this converter needs static dims, but {e}. {input_shapes_hint(lw.p)}") from None
         except Exception as e:
             raise ctx.error(f"{type(e).__name__}: {e}") from e
         unread = ctx.unread_attributes()
@@ -703,5 +863,6 @@ def lower_graph(
         for name, t in zip(p.outputs, outs):
             dt = t.dtype
             elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == dt)
-            lw.lowered.outputs.append(TensorSpec(name, static_shape(t), elem))
+            lw.lowered.outputs.append(TensorSpec(
+                name, tuple(d if isinstance(d, int) else str(d) for d in dims_of(t)), elem))
     return g, lw.lowered

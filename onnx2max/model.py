@@ -14,11 +14,13 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class IOSpec:
-    """A graph input or output: ``name``, static ``shape`` (tuple of ints), numpy ``dtype``,
-    and for inputs whether the model has a ``default`` (an initializer, IR >= 4)."""
+    """A graph input or output: ``name``, ``shape`` (a tuple of ``int`` for static dims and
+    ``str`` for symbolic ones, e.g. ``("batch", 3, 224, 224)``, as onnxruntime shows them),
+    numpy ``dtype``, and for inputs whether the model has a ``default`` (an initializer,
+    IR >= 4)."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | str, ...]
     dtype: np.dtype
     has_default: bool = False
 
@@ -27,6 +29,10 @@ class IOSpec:
         """onnxruntime-style type string, e.g. ``tensor(float)``."""
         names = {"float32": "float", "float64": "double"}
         return f"tensor({names.get(self.dtype.name, self.dtype.name)})"
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _is_torch(x) -> bool:
@@ -143,19 +149,36 @@ class CompiledModel:
             "tensor or a max.driver.Buffer"
         )
 
-    def _check(self, spec: IOSpec, arr: np.ndarray) -> np.ndarray:
+    def _check(self, spec: IOSpec, arr: np.ndarray, bound: dict[str, tuple[int, str]]) -> np.ndarray:
+        """``arr`` checked against ``spec``: dtype, rank, static dims, and symbolic dims against
+        the sizes other inputs gave the same dim name (``bound``: name -> (size, input))."""
         if arr.dtype != spec.dtype:
             raise InputError(
                 f"input '{spec.name}' has dtype {arr.dtype}; the model expects {spec.dtype} "
                 f"with shape {spec.shape}: convert it to {spec.dtype.name} first"
             )
-        if tuple(arr.shape) != spec.shape:
+        shape = tuple(arr.shape)
+        if len(shape) != len(spec.shape) or any(
+                isinstance(d, int) and d != a for d, a in zip(spec.shape, shape)):
+            fixed = all(isinstance(d, int) for d in spec.shape)
             raise InputError(
-                f"input '{spec.name}' has shape {tuple(arr.shape)}; the model was compiled for "
-                f"{spec.shape}: pass an array of that shape. (MAX runs static shapes; where the "
-                "ONNX model leaves dims symbolic, another conversion with "
-                "from_onnx(..., input_shapes=...) or the CLI's --input-shape fixes other sizes)"
+                f"input '{spec.name}' has shape {shape}; the model was compiled for "
+                f"{_fmt(spec.shape)}: pass an array of that shape"
+                + (". (MAX runs static shapes; where the ONNX model leaves dims symbolic, "
+                   "another conversion with from_onnx(..., input_shapes=...) or the CLI's "
+                   "--input-shape fixes other sizes, and from_onnx(..., dynamic=...) keeps "
+                   "them symbolic)" if fixed else "")
             )
+        for d, a in zip(spec.shape, shape):
+            if isinstance(d, str):
+                if d in bound and bound[d][0] != a:
+                    size, other = bound[d]
+                    raise InputError(
+                        f"input '{spec.name}' has shape {shape}: its dim '{d}' is {a}, but input "
+                        f"'{other}' gave '{d}' the size {size}; inputs that share a symbolic dim "
+                        f"must agree on it (the model expects {_fmt(spec.shape)})"
+                    )
+                bound.setdefault(d, (a, spec.name))
         return dtypes.c_contiguous(arr)
 
     def _feed(self, feed: Mapping[str, Any]) -> tuple[list[np.ndarray], bool]:
@@ -168,13 +191,14 @@ class CompiledModel:
         if unknown:
             raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
         arrays, missing, any_torch = [], [], False
+        bound: dict[str, tuple[int, str]] = {}
         for spec in self.inputs:
             if spec.name in feed:
                 v = feed[spec.name]
                 any_torch |= _is_torch(v)
-                arrays.append(self._check(spec, self._to_numpy(spec, v)))
+                arrays.append(self._check(spec, self._to_numpy(spec, v), bound))
             elif spec.name in self._defaults:
-                arrays.append(self._defaults[spec.name])
+                arrays.append(self._check(spec, self._defaults[spec.name], bound))
             else:
                 missing.append(spec.name)
         if missing:

@@ -10,9 +10,10 @@ static, with onnx's reference evaluator (``onnx.reference.ReferenceEvaluator``).
 from __future__ import annotations
 
 import copy
-
+import functools
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -43,16 +44,18 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """Name, static shape and element type of a graph input or output.
+    """Name, shape and element type of a graph input or output.
 
     Attributes:
         name: the ONNX value name.
-        shape: a tuple of ints (every dim static).
+        shape: a tuple of ``int`` (static dims) and ``str`` (symbolic dims by name, e.g.
+            ``("batch", 3, 224, 224)``; an output's may be an expression such as
+            ``"batch * seq"``).
         elem_type: ONNX ``TensorProto.DataType``.
     """
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | str, ...]
     elem_type: int
 
     @property
@@ -116,6 +119,17 @@ def _is_static(shape) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape)
 
 
+def _inputs_by_name(runtime_vis, given, what: str, source: str) -> dict:
+    """``{name: ValueInfoProto}`` of the runtime graph inputs; InputError when ``given`` (the
+    keys of the ``what`` argument) names others."""
+    by_name = {vi.name: vi for vi in runtime_vis}
+    unknown = [n for n in given if n not in by_name]
+    if unknown:
+        raise InputError(f"{source}: {what} names {unknown}, which are not graph inputs; "
+                         f"the graph inputs are {list(by_name)}")
+    return by_name
+
+
 def _constant_inputs(runtime_vis, given, input_shapes, source: str) -> dict[str, np.ndarray]:
     """Check ``constant_inputs`` against the graph inputs and return them as arrays.
 
@@ -124,11 +138,7 @@ def _constant_inputs(runtime_vis, given, input_shapes, source: str) -> dict[str,
     must have the declared rank and agree with every static dim."""
     if not given:
         return {}
-    by_name = {vi.name: vi for vi in runtime_vis}
-    unknown = [n for n in given if n not in by_name]
-    if unknown:
-        raise InputError(f"{source}: constant_inputs names {unknown}, which are not graph inputs; "
-                         f"the graph inputs are {list(by_name)}")
+    by_name = _inputs_by_name(runtime_vis, given, "constant_inputs", source)
     both = [n for n in given if n in (input_shapes or {})]
     if both:
         raise InputError(f"{source}: {both} are in both constant_inputs and input_shapes; a "
@@ -174,12 +184,48 @@ def _python_value(value, want: np.dtype, what: str) -> np.ndarray:
     return arr
 
 
+def dim_name(name: str) -> str:
+    """A MAX symbolic dim name for ONNX ``dim_param`` ``name``: characters other than letters,
+    digits and ``_`` become ``_`` (MAX names dims like identifiers)."""
+    out = re.sub(r"\W", "_", name)
+    return out if out and not out[0].isdigit() else f"d_{out}"
+
+
+def _check_dynamic(dynamic, runtime_inputs, given, source) -> dict[str, dict[int, str]]:
+    if not dynamic:
+        return {}
+    by_name = _inputs_by_name(runtime_inputs, dynamic, "dynamic", source)
+    out = {}
+    for name, axes in dynamic.items():
+        if not isinstance(axes, Mapping):
+            raise InputError(f"{source}: dynamic['{name}'] = {axes!r}: expected {{axis: dim name}}, "
+                             "e.g. dynamic={'x': {0: 'batch'}}")
+        if name in given:
+            raise InputError(f"{source}: input '{name}' is in both input_shapes and dynamic; "
+                             "give each input in one of them")
+        rank = len(_value_info_shape(by_name[name])[1] or ())
+        out[name] = {}
+        for axis, dname in axes.items():
+            if not isinstance(axis, (int, np.integer)) or not -rank <= axis < rank:
+                raise InputError(f"{source}: dynamic['{name}'] names axis {axis!r}; input '{name}' "
+                                 f"has rank {rank}")
+            if not isinstance(dname, str) or not dname:
+                raise InputError(f"{source}: dynamic['{name}'][{axis}] = {dname!r}: expected a "
+                                 "dim name such as 'batch'")
+            out[name][int(axis) % rank] = dim_name(dname)
+    return out
+
+
 def _resolve_inputs(
     graph: onnx.GraphProto,
     runtime_inputs: list[onnx.ValueInfoProto],
     input_shapes: Mapping[str, Sequence[int]] | None,
     source: str,
+    dynamic: Mapping[str, Mapping[int, str]] | None = None,
 ) -> list[TensorSpec]:
+    """The runtime graph inputs as :class:`TensorSpec`: ``input_shapes`` fixes dims, symbolic
+    dims (``dim_param``, and ``dim_value`` < 0 or absent, which onnxruntime treats as dynamic)
+    stay symbolic as MAX dim names, and ``dynamic`` makes the named axes symbolic."""
     given = dict(input_shapes or {})
     names = [vi.name for vi in runtime_inputs]
     unknown = [n for n in given if n not in names]
@@ -188,6 +234,7 @@ def _resolve_inputs(
             f"{source}: input_shapes names {unknown}, which are not graph inputs; "
             f"the graph inputs are {names}"
         )
+    dyn = _check_dynamic(dynamic, runtime_inputs, given, source)
     specs, unresolved = [], []
     for vi in runtime_inputs:
         if not vi.type.HasField("tensor_type"):
@@ -222,9 +269,11 @@ def _resolve_inputs(
             unresolved.append(f"input '{vi.name}' has no declared shape (rank unknown)")
             continue
         else:
-            for i, d in enumerate(shape):
-                if not isinstance(d, int):
-                    unresolved.append(f"input '{vi.name}' dim {i} is symbolic ('{d or '?'}')")
+            shape = tuple(
+                dyn[vi.name][i] if i in dyn.get(vi.name, {})
+                else d if isinstance(d, int)
+                else dim_name(d) if d else f"{dim_name(vi.name)}_dim{i}"
+                for i, d in enumerate(shape))
         specs.append(TensorSpec(vi.name, tuple(shape), elem))
     if unresolved:
         example = {
@@ -234,7 +283,7 @@ def _resolve_inputs(
             for vi in runtime_inputs
         }
         raise InvalidModelError(
-            f"{source}: MAX needs static shapes, and these are not fixed:\n  - "
+            f"{source}: these graph inputs have no declared shape:\n  - "
             + "\n  - ".join(unresolved)
             + f"\nPass input_shapes, for example input_shapes={example} "
             "(CLI: --input-shape NAME=D0,D1,...)."
@@ -545,6 +594,7 @@ def prepare(
     source: str,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     constant_inputs: Mapping[str, Any] | None = None,
+    dynamic: Mapping[str, Mapping[int, str]] | None = None,
 ) -> Prepared:
     """Fix input shapes, infer shapes and fold constant subgraphs.
 
@@ -555,12 +605,14 @@ def prepare(
         constant_inputs: ``{input_name: value}`` binding graph inputs to values at
             conversion (configuration inputs: a sample rate, a flag, a size). They stop being
             inputs of the compiled model and are folded like initializers.
+        dynamic: ``{input_name: {axis: dim name}}`` making dims symbolic that the model fixes
+            (dims the model leaves symbolic stay symbolic unless ``input_shapes`` fixes them).
 
     Returns:
         A :class:`Prepared` model.
 
     Raises:
-        InvalidModelError: no default-domain opset import, symbolic dims left unresolved,
+        InvalidModelError: no default-domain opset import, a graph input of unknown rank,
             shape inference errors, unreadable initializers.
         InputError: ``input_shapes`` names an unknown input or contradicts the model;
             ``constant_inputs`` names an unknown input or gives a value of another dtype or
@@ -587,7 +639,7 @@ def prepare(
     ]
     bound = _constant_inputs(runtime_vis, constant_inputs, input_shapes, source)
     runtime_vis = [vi for vi in runtime_vis if vi.name not in bound]
-    inputs = _resolve_inputs(g, runtime_vis, input_shapes, source)
+    inputs = _resolve_inputs(g, runtime_vis, input_shapes, source, dynamic)
     input_names = {s.name for s in inputs}
 
     values: dict[str, np.ndarray] = {}
@@ -606,7 +658,8 @@ def prepare(
             values[t.name] = arr
     values.update(bound)  # over an initializer default of the same name
     for s in inputs:
-        if s.name in defaults and tuple(defaults[s.name].shape) != s.shape:
+        if s.name in defaults and (defaults[s.name].ndim != len(s.shape) or any(
+                isinstance(d, int) and d != v for d, v in zip(s.shape, defaults[s.name].shape))):
             raise InvalidModelError(
                 f"{source}: graph input '{s.name}' has shape {s.shape} but its default "
                 f"initializer has shape {defaults[s.name].shape}"
@@ -896,12 +949,21 @@ def _output_elements(node: onnx.NodeProto, values) -> int | None:
 
 
 def shape_values(node: onnx.NodeProto, shape: Sequence[int]) -> np.ndarray:
-    """Output of a ``Shape`` (with ``start``/``end``, opset 15) or ``Size`` node for a static shape."""
+    """Output of a ``Shape`` (with ``start``/``end``, opset 15) or ``Size`` node for ``shape``.
+
+    Returns an int64 array; where ``shape`` holds symbolic MAX dims and they reach the output,
+    an object array of ``int`` and ``Dim`` (see :mod:`onnx2max.symbolic`)."""
     if node.op_type == "Size":
-        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+        out = functools.reduce(lambda a, b: a * b, shape, 1)
+        return np.array(out, dtype=np.int64 if isinstance(out, (int, np.integer)) else object)
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     rank = len(shape)
     start, end = int(attrs.get("start", 0)), int(attrs.get("end", rank))
     start = min(max(start + rank if start < 0 else start, 0), rank)
     end = min(max(end + rank if end < 0 else end, 0), rank)
-    return np.array(list(shape)[start:end], dtype=np.int64)
+    dims = list(shape)[start:end]
+    if all(isinstance(d, (int, np.integer)) for d in dims):
+        return np.array(dims, dtype=np.int64)
+    out = np.empty(len(dims), dtype=object)
+    out[:] = dims
+    return out

@@ -121,7 +121,7 @@ _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn
 #: convert its cases again (with other weights too) and expect its compiled artifact
 _BUILT_WITH = {"shape": "ops-a", "recurrent": "ops-a", "loop": "ops-a",
                "elementwise": "ops-b", "nn": "ops-b", "edge": "ops-b"}
-_ORDER = ["ops-b", "ops-a", "test_zoo", "conformance-0", "conformance-1", "test_predecessor",
+_ORDER = ["ops-b", "ops-a", "test_zoo", "test_dynamic", "conformance-0", "conformance-1", "test_predecessor",
           "test_fuzz"]
 
 

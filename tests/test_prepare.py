@@ -7,7 +7,7 @@ import pytest
 from conftest import ort_run
 from onnx import TensorProto, helper
 
-from onnx2max.errors import InputError, InvalidModelError
+from onnx2max.errors import InputError
 from onnx2max.prepare import prepare
 
 
@@ -35,7 +35,7 @@ def test_ceil_mode_pool_lengths_follow_onnxruntime(op, opset, n, k, s, pads):
 
 def test_negative_dim_value_is_dynamic_as_in_onnxruntime():
     """Older exporters (paddle2onnx) declare a dynamic dim as ``dim_value: -1``; onnxruntime
-    takes any size there, so ``input_shapes`` may fix it, and without it the error names the dim."""
+    takes any size there, so ``input_shapes`` may fix it, and without it the dim is symbolic."""
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
@@ -45,8 +45,8 @@ def test_negative_dim_value_is_dynamic_as_in_onnxruntime():
         p = prepare(m, "minus-one", {"x": (n, 3)})
         assert p.inputs[0].shape == y.shape == (n, 3)
         assert p.types["y"][1] == y.shape
-    with pytest.raises(InvalidModelError, match=r"'x' dim 0 is symbolic"):
-        prepare(m, "minus-one")
+    # without input_shapes the dim stays symbolic, named after the input
+    assert prepare(m, "minus-one").inputs[0].shape == ("x_dim0", 3)
     # a declared 0 is a fixed zero-size dim, as onnxruntime takes it
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 0
     with pytest.raises(InputError, match="fixes it at 0"):

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from max.graph import ops
 
+from ..lower import dims_of, is_static
 from ..registry import converter
+from .shape import _prod
 
 
 @converter("MatMul")
 def matmul(ctx):
     """ONNX ``MatMul`` (numpy ``matmul`` semantics): 1-D operands are promoted and the added
-    axis removed; batch dims broadcast. MAX ``ops.matmul``."""
+    axis removed; batch dims broadcast. MAX ``ops.matmul`` (rank >= 4 with symbolic batch dims:
+    as one 3-D batched product, see below)."""
     a, b = ctx.input(0), ctx.input(1)
+    if a.rank == b.rank >= 4:
+        da, db = dims_of(a), dims_of(b)
+        batch = da[:-2]
+        if batch == db[:-2] and not is_static(batch):
+            # MAX 26.7 fuses softmax(q @ k^T) @ v of rank 4 into its attention kernel, and with
+            # symbolic dims it then drops a following non-BSHD transpose ([b, s, h, d] comes
+            # out where [s, b, h, d] was asked: a compile or run-time failure). The same
+            # product as one 3-D batched MatMul is not fused (docs/performance.md).
+            n = _prod(batch)
+            y = ops.matmul(ops.reshape(a, [n, *da[-2:]]), ops.reshape(b, [n, *db[-2:]]))
+            return ops.reshape(y, [*batch, da[-2], db[-1]])
     a1, b1 = a.rank == 1, b.rank == 1
     if a1:
         a = ops.unsqueeze(a, 0)

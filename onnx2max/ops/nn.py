@@ -11,7 +11,8 @@ from max.graph import TensorValue, ops
 from max.graph.type import FilterLayout
 
 from ..layout import ChannelsLast
-from ..lower import pointwise_matmul
+from ..lower import dims_of, pointwise_matmul
+from .shape import _prod
 from ..prepare import ceil_pool_lengths
 from ..registry import converter
 
@@ -73,7 +74,7 @@ def _pointwise_as_matmul(ctx, xs, ws, strides) -> ChannelsLast | None:
     x = ctx.input_last(0)  # (N, spatial..., C)
     if any(s != 1 for s in strides):
         x = x[(slice(None), *(slice(None, None, s) for s in strides), slice(None))]
-    out_shape = [int(d) for d in x.shape[:-1]] + [cout]
+    out_shape = [*dims_of(x)[:-1], cout]
     y = ops.matmul(ops.reshape(x, [-1, cin]), w)
     if ctx.has_input(2):
         y = y + ctx.input(2)
@@ -87,7 +88,7 @@ def conv(ctx):
     a 1x1 Conv with group 1, no padding and an initializer filter as MAX ``ops.matmul`` on the
     channels-last pixels (``ONNX2MAX_POINTWISE=conv`` turns that off; see
     :func:`onnx2max.lower.pointwise_matmul`)."""
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     nd = len(xs) - 2
     if nd not in (1, 2):
         raise ctx.error(f"{nd}-D convolution is not supported (1-D and 2-D are)")
@@ -262,7 +263,7 @@ def max_pool(ctx):
     if ctx.output_used(1):
         raise ctx.error("the Indices output of MaxPool is not supported")
     ctx.not_applicable("storage_order")  # the layout of the Indices output, which is not made
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
     x = ctx.input_last(0)
     if nd == 1:
@@ -288,7 +289,7 @@ def average_pool(ctx):
     count_include_pad, dilations (opset 19). The window sums come from MAX ``ops.avg_pool2d``
     over an explicitly zero-padded input; the divisor per output cell is computed at conversion
     from the static geometry."""
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
     include = bool(ctx.attr("count_include_pad") or 0)
     counts = [
@@ -320,7 +321,7 @@ def average_pool(ctx):
 
 def _global_pool(ctx, reduce):
     """Reduce every spatial axis with one reduction over the flattened spatial dims."""
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     n, c = xs[0], xs[1]
     hw = int(np.prod(xs[2:], dtype=np.int64))
     out_shape = [n, c] + [1] * (len(xs) - 2)
@@ -355,7 +356,7 @@ def batch_norm(ctx):
         raise ctx.error("the training outputs (running mean/var, saved stats) are not supported")
     if ctx.opset < 9 and ctx.has_attr("spatial") and ctx.attr("spatial") == 0:
         raise ctx.error("spatial=0 (per-activation statistics) is not supported")
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     eps = float(ctx.attr("epsilon"))
     c = xs[1]
     last = ctx.has_last(0) and len(xs) >= 3
@@ -379,9 +380,9 @@ def layer_norm(ctx):
     (broadcast). The last-axis case with 1-D Scale/B is MAX ``ops.layer_norm``; other axes and
     the optional Mean / InvStdDev outputs are computed with reductions."""
     x = ctx.input(0)
-    xs = ctx.shape(0)
-    r = len(xs)
+    r = ctx.rank(0)
     axis = int(ctx.attr("axis")) % r
+    xs = ctx.leading_dims(0, axis)
     eps = float(ctx.attr("epsilon"))
     scale = ctx.input(1)
     bias = ctx.input(2) if ctx.has_input(2) else None
@@ -434,9 +435,9 @@ def lrn(ctx):
 
 def _softmax_v1(ctx, fn):
     x = ctx.input(0)
-    xs = ctx.shape(0)
-    axis = int(ctx.attr("axis")) % max(len(xs), 1)
-    rows = int(np.prod(xs[:axis], dtype=np.int64))
+    axis = int(ctx.attr("axis")) % max(ctx.rank(0), 1)
+    xs = ctx.leading_dims(0, axis)
+    rows = _prod(xs[:axis])
     y = fn(ops.reshape(x, [rows, int(np.prod(xs[axis:], dtype=np.int64))]), axis=-1)
     return ops.reshape(y, list(xs))
 

@@ -25,7 +25,7 @@ def instance_norm(ctx):
     """ONNX ``InstanceNormalization``: per sample and channel over the spatial axes, then
     ``* scale + B`` per channel (axis 1)."""
     x = ctx.input(0)
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     n, c = xs[0], xs[1]
     eps = float(ctx.attr("epsilon"))
     spatial = int(np.prod(xs[2:], dtype=np.int64))
@@ -40,7 +40,7 @@ def group_norm(ctx):
     then ``* scale + bias``: per group (opset 18, scale of size num_groups) or per channel
     (opset 21, scale of size C)."""
     x = ctx.input(0)
-    xs = ctx.shape(0)
+    xs = ctx.leading_dims(0)
     n, c = xs[0], xs[1]
     g = int(ctx.attr("num_groups"))
     eps = float(ctx.attr("epsilon"))
@@ -61,9 +61,9 @@ def rms_norm(ctx):
     """ONNX ``RMSNormalization`` (opset 23): ``x / sqrt(mean(x^2 over [axis, rank)) + eps)
     * scale``, computed in the input's dtype (``stash_type`` is not honoured)."""
     x = ctx.input(0)
-    xs = ctx.shape(0)
-    r = len(xs)
+    r = ctx.rank(0)
     axis = int(ctx.attr("axis")) % r
+    xs = ctx.leading_dims(0, axis)
     eps = float(ctx.attr("epsilon"))
     n = int(np.prod(xs[axis:], dtype=np.int64))
     xf = ops.reshape(x, [*xs[:axis], n])

@@ -4,12 +4,13 @@ Split, Slice, Gather, Expand, Shape, Size, Cast, Constant, ConstantOfShape, Rang
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from max.dtype import DType
 from max.graph import ops
 
 from .. import dtypes
 from ..layout import ChannelsLast, last_axis_of_first, to_first_perm, to_last_perm
-from ..lower import wide_layout
+from ..lower import SymbolicValue, format_dims, input_shapes_hint, is_static, wide_layout
 from ..prepare import shape_values
 from ..registry import converter
 
@@ -19,7 +20,21 @@ def _ints(v) -> list[int]:
 
 
 def reshape_target(ctx, in_shape, shape, allowzero) -> list[int]:
-    """ONNX ``Reshape`` target: 0 copies the input dim (unless ``allowzero``), -1 is inferred."""
+    """ONNX ``Reshape`` target: 0 copies the input dim (unless ``allowzero``), -1 is inferred.
+    With symbolic dims in the input or the target, the list keeps MAX dims and a -1 is left
+    for MAX's ``ops.reshape`` to infer."""
+    if not (is_static(in_shape) and is_static(shape)):
+        out = []
+        for i, d in enumerate(shape):
+            if isinstance(d, int) and d == 0 and not allowzero:
+                if i >= len(in_shape):
+                    raise ctx.error(f"shape {shape} has 0 at dim {i}, beyond the input rank {len(in_shape)}")
+                out.append(in_shape[i])
+            else:
+                out.append(d)
+        if sum(1 for d in out if isinstance(d, int) and d == -1) > 1:
+            raise ctx.error(f"shape {shape} has more than one -1")
+        return out
     out = []
     for i, d in enumerate(shape):
         if d == 0 and not allowzero:
@@ -50,22 +65,40 @@ def reshape_v1(ctx):
 @converter("Reshape", since=5)
 def reshape_v5(ctx):
     """ONNX ``Reshape`` from opset 5: target as input 1, known at conversion; ``allowzero``
-    (opset 14) keeps 0 as a real zero dim. MAX ``ops.reshape``."""
-    target = reshape_target(ctx, ctx.shape(0), _ints(ctx.const(1)), int(ctx.attr("allowzero", 0) or 0))
-    return ops.reshape(ctx.input(0), target)
+    (opset 14) keeps 0 as a real zero dim. A target computed from symbolic dims (``Shape ->
+    Gather -> Concat``) gives MAX dims. MAX ``ops.reshape``."""
+    dims = ctx.dims(0)
+    target = reshape_target(ctx, dims, ctx.shape_value(1), int(ctx.attr("allowzero", 0) or 0))
+    if is_static(dims) and is_static(target):
+        return ops.reshape(ctx.input(0), target)
+    try:
+        return ops.reshape(ctx.input(0), target)
+    except ValueError:
+        raise ctx.error(
+            f"cannot reshape {format_dims(dims)} to {format_dims(target)} for every size of the "
+            "symbolic dims (a size the exporter traced may be fixed in the target: the model "
+            "then runs only that size, in onnxruntime too). " + input_shapes_hint(ctx._l.p)
+        ) from None
+
+
+def _prod(dims):
+    """Product of dims (``int`` or MAX ``Dim``), an ``int`` where all are static."""
+    out = 1
+    for d in dims:
+        out = out * d
+    return int(out) if isinstance(out, (int, np.integer)) else out
 
 
 @converter("Flatten")
 def flatten(ctx):
     """ONNX ``Flatten``: ``(prod(shape[:axis]), prod(shape[axis:]))``; negative axis from opset 11."""
-    xs = ctx.shape(0)
+    xs = ctx.dims(0)
     axis = int(ctx.attr("axis"))
     if axis < 0:
         axis += len(xs)
     if not 0 <= axis <= len(xs):
         raise ctx.error(f"axis {ctx.attr('axis')} out of range for rank {len(xs)}")
-    return ops.reshape(ctx.input(0), [int(np.prod(xs[:axis], dtype=np.int64)),
-                                      int(np.prod(xs[axis:], dtype=np.int64))])
+    return ops.reshape(ctx.input(0), [_prod(xs[:axis]), _prod(xs[axis:])])
 
 
 @converter("Transpose")
@@ -103,12 +136,15 @@ def _axes(ctx, since_input: int):
 def squeeze(ctx):
     """ONNX ``Squeeze``: ``axes`` attribute before opset 13, input from 13; none given squeezes
     every size-1 dim. Implemented as one ``ops.reshape``."""
-    xs = ctx.shape(0)
+    xs = ctx.dims(0)
     axes = _axes(ctx, 13)
     if axes is None:
-        axes = [i for i, d in enumerate(xs) if d == 1]
+        axes = [i for i, d in enumerate(xs) if isinstance(d, int) and d == 1]
     axes = {a % len(xs) for a in axes}
     for a in axes:
+        if not isinstance(xs[a], int):
+            raise ctx.error(f"cannot squeeze axis {a} of shape {xs}: it is symbolic "
+                            f"('{xs[a]}'); fix it with input_shapes")
         if xs[a] != 1:
             raise ctx.error(f"cannot squeeze axis {a} of shape {xs}: its size is {xs[a]}, not 1")
     return ops.reshape(ctx.input(0), [d for i, d in enumerate(xs) if i not in axes])
@@ -118,7 +154,7 @@ def squeeze(ctx):
 def unsqueeze(ctx):
     """ONNX ``Unsqueeze``: ``axes`` (attribute before opset 13, input from 13) index the output.
     Implemented as one ``ops.reshape``."""
-    xs = list(ctx.shape(0))
+    xs = list(ctx.dims(0))
     axes = _axes(ctx, 13)
     if axes is None:
         raise ctx.error("no axes given")
@@ -138,7 +174,8 @@ def unsqueeze(ctx):
 def concat(ctx):
     """ONNX ``Concat`` along ``axis`` (negative from opset 4). Runs channels-last when every
     input already is. MAX ``ops.concat``."""
-    idx = [i for i in range(ctx.num_inputs) if ctx.has_input(i) and 0 not in ctx.shape(i)]
+    idx = [i for i in range(ctx.num_inputs)
+           if ctx.has_input(i) and not any(isinstance(d, int) and d == 0 for d in ctx.dims(i))]
     r = ctx.rank(idx[0]) if idx else ctx.rank(0)
     axis = int(ctx.attr("axis")) % r
     if not idx:
@@ -155,9 +192,12 @@ def split(ctx):
     """ONNX ``Split``: sizes from the ``split`` attribute (before 13) or input (from 13), else
     equal parts; ``num_outputs`` (opset 18) allows a smaller last part. Splits the channels-last
     form when the input has one. MAX ``ops.split``."""
-    xs = ctx.shape(0)
+    xs = ctx.dims(0)
     axis = int(ctx.attr("axis")) % len(xs)
     dim = xs[axis]
+    if not isinstance(dim, int):
+        raise ctx.error(f"splits axis {axis}, which is symbolic ('{dim}') in {xs}: the split "
+                        "axis must be static; fix it with input_shapes")
     if ctx.opset >= 13:
         sizes = _ints(ctx.const(1)) if ctx.has_input(1) else None
     elif ctx.opset >= 2:
@@ -185,13 +225,20 @@ def split(ctx):
     return ops.split(ctx.input(0), sizes, axis)
 
 
-def _slice_spec(ctx, xs, starts, ends, axes, steps):
+def _slice_axes(ctx, xs, starts, ends, axes, steps):
+    """Slice ``axes`` (default: the first ``len(starts)``, negatives normalised) and ``steps``
+    (default 1s), checked to match ``starts`` and ``ends`` in length."""
     r = len(xs)
     axes = list(range(len(starts))) if axes is None else [int(a) % r for a in axes]
     steps = [1] * len(starts) if steps is None else steps
     if not (len(starts) == len(ends) == len(axes) == len(steps)):
         raise ctx.error("starts, ends, axes and steps differ in length")
-    index = [slice(None)] * r
+    return axes, steps
+
+
+def _slice_spec(ctx, xs, starts, ends, axes, steps):
+    axes, steps = _slice_axes(ctx, xs, starts, ends, axes, steps)
+    index = [slice(None)] * len(xs)
     for s, e, a, st in zip(starts, ends, axes, steps):
         if st == 0:
             raise ctx.error("a step of 0")
@@ -209,6 +256,29 @@ def _slice_spec(ctx, xs, starts, ends, axes, steps):
     return index
 
 
+def _slice_symbolic(ctx, xs, starts, ends, axes, steps):
+    """Slice indices where a sliced dim or a bound is symbolic: bounds go to MAX as they are
+    (ints, MAX dims), so ONNX's clamping of out-of-range bounds cannot apply; a bound at or
+    beyond 2**62 means "to the end". Positive steps only."""
+    axes, steps = _slice_axes(ctx, xs, starts, ends, axes, steps)
+    index = [slice(None)] * len(xs)
+    big = 1 << 62
+    for s_, e, a, st in zip(starts, ends, axes, steps):
+        if st != 1:
+            raise ctx.error(f"a step of {st} on axis {a} with symbolic dims or bounds ({xs}); "
+                            "only step 1 is supported there: fix the dims with input_shapes")
+        start = None if isinstance(s_, int) and (s_ == 0 or s_ <= -big) else s_
+        stop = None if isinstance(e, int) and e >= big else e
+        if isinstance(start, int) and start >= big:
+            start = xs[a]
+        index[a] = slice(start, stop, None)
+    return index
+
+
+def _needs_symbolic(xs, *bounds) -> bool:
+    return not is_static(xs) or any(not isinstance(v, int) for b in bounds if b for v in b)
+
+
 @converter("Slice", since=1)
 def slice_v1(ctx):
     """ONNX ``Slice`` before opset 10: ``starts``/``ends``/``axes`` attributes."""
@@ -221,16 +291,20 @@ def slice_v1(ctx):
 @converter("Slice", since=10)
 def slice_v10(ctx):
     """ONNX ``Slice`` from opset 10: starts, ends, axes, steps as inputs known at conversion;
-    out-of-range values clamp as in numpy; negative steps. MAX ``ops.slice_tensor``."""
-    xs = ctx.shape(0)
+    out-of-range values clamp as in numpy; negative steps. Where a sliced dim or a bound is
+    symbolic, bounds go to MAX unclamped (step 1 only). MAX ``ops.slice_tensor``."""
+    xs = ctx.dims(0)
     axes = _ints(ctx.const(3)) if ctx.has_input(3) else None
     steps = _ints(ctx.const(4)) if ctx.has_input(4) else None
-    idx = _slice_spec(ctx, xs, _ints(ctx.const(1)), _ints(ctx.const(2)), axes, steps)
+    starts, ends = ctx.shape_value(1), ctx.shape_value(2)
+    if _needs_symbolic(xs, starts, ends):
+        return ops.slice_tensor(ctx.input(0), _slice_symbolic(ctx, xs, starts, ends, axes, steps))
+    idx = _slice_spec(ctx, xs, starts, ends, axes, steps)
     return _apply_slice(ctx, idx)
 
 
 def _apply_slice(ctx, idx):
-    xs = ctx.shape(0)
+    xs = ctx.dims(0)
     if all(i == slice(None) or (isinstance(i, tuple) and i[1] == xs[k] and (i[0].step or 1) > 0)
            for k, i in enumerate(idx)):
         return ctx.input(0)
@@ -244,9 +318,17 @@ def gather(ctx):
     """ONNX ``Gather`` along ``axis`` (any axis; negative indices count from the end).
     Indices known at conversion are normalised (a scalar one becomes a slice); others go to
     MAX ``ops.gather`` (a 0-d index tensor is gathered as shape [1], then the axis dropped)."""
-    xs = ctx.shape(0)
+    xs = ctx.dims(0)
     axis = int(ctx.attr("axis")) % len(xs)
     x = ctx.input(0)
+    if ctx.is_const(1) and not isinstance(xs[axis], int):
+        idx = ctx.const(1).astype(np.int64)
+        if np.any(idx < 0):
+            raise ctx.error(f"negative indices {idx.tolist()} on axis {axis}, which is symbolic "
+                            f"('{xs[axis]}'): fix it with input_shapes")
+        if idx.ndim == 0:
+            return ops.slice_tensor(x, [slice(None)] * axis + [int(idx)])
+        return ops.gather(x, ctx.constant(idx), axis=axis)
     if ctx.is_const(1):
         idx = ctx.const(1).astype(np.int64)
         if np.any((idx < -xs[axis]) | (idx >= xs[axis])):
@@ -264,16 +346,39 @@ def gather(ctx):
     return ops.gather(x, idx, axis=axis)
 
 
+def _broadcast_dims(ctx, a, b) -> list:
+    """numpy broadcasting of two shapes holding MAX dims: 1 stretches; a symbolic dim meets
+    only 1 or itself."""
+    n = max(len(a), len(b))
+    a = [1] * (n - len(a)) + list(a)
+    b = [1] * (n - len(b)) + list(b)
+    out = []
+    for p, q in zip(a, b):
+        if isinstance(p, int) and p == 1:
+            out.append(q)
+        elif isinstance(q, int) and q == 1:
+            out.append(p)
+        elif p == q:
+            out.append(p)
+        else:
+            raise ctx.error(f"cannot broadcast {tuple(a)} to {tuple(b)} with symbolic dims "
+                            f"(dim {p} against {q}): fix the dims with input_shapes")
+    return out
+
+
 @converter("Expand")
 def expand(ctx):
     """ONNX ``Expand``: broadcast to ``broadcast(shape(input), shape)`` (bidirectional).
     MAX ``ops.broadcast_to``."""
-    xs = ctx.shape(0)
-    target = _ints(ctx.const(1))
-    try:
-        out = list(np.broadcast_shapes(tuple(xs), tuple(target)))
-    except ValueError:
-        raise ctx.error(f"cannot broadcast {tuple(xs)} to {tuple(target)}") from None
+    xs = ctx.dims(0)
+    target = ctx.shape_value(1)
+    if is_static(xs) and is_static(target):
+        try:
+            out = list(np.broadcast_shapes(tuple(xs), tuple(target)))
+        except ValueError:
+            raise ctx.error(f"cannot broadcast {tuple(xs)} to {tuple(target)}") from None
+    else:
+        out = _broadcast_dims(ctx, xs, target)
     x = ctx.input(0)
     if len(out) > len(xs):
         x = ops.reshape(x, [1] * (len(out) - len(xs)) + list(xs))
@@ -282,17 +387,24 @@ def expand(ctx):
     return ops.broadcast_to(x, out)
 
 
+def _shape_value(ctx, v: np.ndarray):
+    return SymbolicValue(v, onnx.TensorProto.INT64) if v.dtype == object else v
+
+
 @converter("Shape")
 def shape(ctx):
-    """ONNX ``Shape`` (``start``/``end`` from opset 15): known at conversion (static shapes)."""
+    """ONNX ``Shape`` (``start``/``end`` from opset 15): known at conversion; where the input
+    has symbolic dims, a symbolic shape value (:mod:`onnx2max.symbolic`) that Reshape, Expand,
+    ConstantOfShape and Range take as MAX dims."""
     ctx.attr("start"), ctx.attr("end")  # applied by shape_values, which reads the node itself
-    return shape_values(ctx.node, ctx.shape(0))
+    return _shape_value(ctx, shape_values(ctx.node, ctx.dims(0)))
 
 
 @converter("Size")
 def size(ctx):
-    """ONNX ``Size``: number of elements, known at conversion (static shapes)."""
-    return shape_values(ctx.node, ctx.shape(0))
+    """ONNX ``Size``: number of elements, known at conversion (an expression of the symbolic
+    dims where the input has some)."""
+    return _shape_value(ctx, shape_values(ctx.node, ctx.dims(0)))
 
 
 def _cast(ctx, x, to: int):
@@ -339,7 +451,7 @@ def constant(ctx):
 def constant_of_shape(ctx):
     """ONNX ``ConstantOfShape``: a tensor of ``shape`` (known at conversion) filled with
     ``value`` (default float32 0). MAX ``ops.broadcast_to`` of a scalar constant."""
-    target = _ints(ctx.const(0))
+    target = ctx.shape_value(0)
     value = ctx.attr("value")
     value = np.zeros(1, np.float32) if value is None else np.asarray(value)
     scalar = ctx.constant(value.reshape(()))
@@ -351,6 +463,19 @@ def constant_of_shape(ctx):
 @converter("Range")
 def range_(ctx):
     """ONNX ``Range``: ``start, start + delta, ...`` below ``limit``. Its length depends on the
-    values, so all three must be known at conversion (they normally are, and it is folded)."""
-    start, limit, delta = (ctx.const(i) for i in range(3))
-    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)
+    values, so all three must be known at conversion (they normally are, and it is folded),
+    except that ``start`` and ``limit`` may be symbolic dims (``arange(seq)`` of a sequence
+    length) with ``delta`` 1: MAX ``ops.range`` with the output dim ``limit - start``."""
+    start, limit, delta = (ctx.shape_value(i) for i in range(3))
+    if any(len(v) != 1 for v in (start, limit, delta)):
+        raise ctx.error("start, limit and delta must be scalars")
+    (start,), (limit,), (delta,) = start, limit, delta
+    if isinstance(start, int) and isinstance(limit, int):
+        return np.arange(start, limit, delta).astype(ctx.const(0).dtype)
+    if delta != 1:
+        raise ctx.error(f"a symbolic start or limit ({start}, {limit}) with delta {delta}; only "
+                        "delta 1 is supported there: fix the dims with input_shapes")
+    dt = ctx.dtype(0)
+    length = limit - start
+    return ops.range(ctx.input(0), ctx.input(1), ctx.constant(np.array(1), dt), out_dim=length,
+                     dtype=dt, device=ctx.device)
