@@ -452,14 +452,21 @@ def _export_zoo(zoo, name: str, folder: Path) -> Path:
 @main.command("ops")
 def list_ops():
     """List the supported (domain, op type) pairs, the opsets where each converter starts and
-    the newest op version the converters were checked against."""
+    the newest op version the converters were checked against; "symbolic dims tested" marks
+    the ops that run with symbolic dims in tests/test_dynamic.py."""
     from . import supported_ops
+    from .symbolic import TESTED_WITH_SYMBOLIC_DIMS
     from .versions import reviewed
 
-    for domain, op, since in supported_ops():
-        newest = reviewed(domain, op)
-        upto = f", checked up to {op}-{newest}" if newest is not None else ""
-        click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}{upto}")
+    try:
+        for domain, op, since in supported_ops():
+            newest = reviewed(domain, op)
+            upto = f", checked up to {op}-{newest}" if newest is not None else ""
+            sym = ("; symbolic dims tested" if domain in ("", "ai.onnx")
+                   and op in TESTED_WITH_SYMBOLIC_DIMS else "")
+            click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}{upto}{sym}")
+    except BrokenPipeError:  # `onnx2max ops | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @main.command("conformance")

@@ -34,7 +34,7 @@ _MISSING = object()
 
 
 #: ops whose output shape depends on input values (folded when those are known at conversion)
-DATA_DEPENDENT_SHAPES = {"NonZero", "Unique", "Compress", "NonMaxSuppression"}
+DATA_DEPENDENT_SHAPES = {"Unique", "NonMaxSuppression"}
 
 
 def check_supported(p: Prepared) -> None:
@@ -481,6 +481,12 @@ class NodeContext:
         return self._l.derived_weight(spec)
 
     # ---- helpers
+    def new_dim(self, prefix: str) -> str:
+        """A new symbolic dim name (``prefix`` + a number unique in this lowering), for an output
+        size known only at run time (NonZero's count)."""
+        self._l.dims_made += 1
+        return f"{prefix}_{self._l.dims_made}"
+
     def constant(self, value, dtype: DType | None = None) -> TensorValue:
         """A graph constant on this graph's device, converted to ``dtype`` when given."""
         return make_constant(value, self.device, dtype)
@@ -494,6 +500,7 @@ class _Lowering:
         self.env: dict[str, _Entry] = {}
         self.lowered = LoweredGraph()
         self._weight_ids: dict[str, TensorValue] = {}
+        self.dims_made = 0  # symbolic dims made by converters (NodeContext.new_dim)
 
     def tensor(self, name: str) -> TensorValue:
         e = self.env.get(name)

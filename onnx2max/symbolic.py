@@ -176,3 +176,15 @@ def _evaluate(op, node, x, opset):
             return None
         return [np.where(cond, obj(1), obj(2))], elem
     return None
+
+
+#: ai.onnx op types that run in a model with symbolic dims which ``tests/test_dynamic.py``
+#: compares with onnxruntime at several sizes from one compile (a test keeps this set equal to
+#: the op types of those models). ``onnx2max ops`` marks them; other converters may work with
+#: symbolic dims too, or say which dims they need static.
+TESTED_WITH_SYMBOLIC_DIMS = frozenset({
+    "Add", "Compress", "Concat", "ConstantOfShape", "Conv", "Div", "Erf", "Expand", "Flatten",
+    "Gather", "Gemm", "GlobalAveragePool", "Greater", "LayerNormalization", "MatMul", "MaxPool",
+    "Mul", "NonZero", "Not", "Range", "Relu", "Reshape", "Shape", "Slice", "Softmax", "Split",
+    "Squeeze", "Transpose", "Unsqueeze", "Where",
+})

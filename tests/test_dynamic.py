@@ -26,7 +26,8 @@ from onnx2max import compiler, errors
 
 def _symbolic_model() -> onnx.ModelProto:
     """x: [2 (made symbolic with dynamic=), seq, 8]; z: [batch, 8] (dim_param);
-    y: [-1, 3, 8, 8] (a dynamic dim as older exporters write it)."""
+    y: [-1, 3, 8, 8] (a dynamic dim as older exporters write it); c: [k] bool, Compress's
+    condition (k <= batch)."""
     rng = np.random.default_rng(0)
 
     def init(name, a):
@@ -43,7 +44,7 @@ def _symbolic_model() -> onnx.ModelProto:
              init("i0", np.array([0], np.int64)), init("s0", np.array(0, np.int64)),
              init("s1", np.array(1, np.int64)), init("c44", np.array([4, 4], np.int64)),
              init("cm1", np.array([-1], np.int64)), init("c8", np.array([8], np.int64)),
-             init("z2", np.array([0, 0], np.int64))]
+             init("z2", np.array([0, 0], np.int64)), init("half", np.array(0.5, np.float32))]
     n = h.make_node
     nodes = [
         n("MatMul", ["x", "W"], ["mm"]), n("Add", ["mm", "B"], ["ad"]), n("Relu", ["ad"], ["hh"]),
@@ -67,14 +68,19 @@ def _symbolic_model() -> onnx.ModelProto:
         n("Concat", ["bu", "c8"], ["eshape"], axis=0),
         n("Expand", ["E", "eshape"], ["ex"]), n("Add", ["ex", "z"], ["expanded"]),
         n("ConstantOfShape", ["sx"], ["filled"], value=nh.from_array(np.array([2.5], np.float32))),
+        # data-dependent sizes: a new symbolic dim (MAX ops.nonzero)
+        n("Greater", ["z", "half"], ["zpos"]), n("NonZero", ["zpos"], ["nz"]),
+        n("Compress", ["z", "c"], ["picked"], axis=0),
     ]
     outs = [("heads", T.FLOAT, 4), ("flattened", T.FLOAT, 2), ("logits", T.FLOAT, 2),
             ("normed", T.FLOAT, 3), ("positions", T.INT64, 1), ("mask", T.FLOAT, 2),
-            ("expanded", T.FLOAT, 2), ("filled", T.FLOAT, 3)]
+            ("expanded", T.FLOAT, 2), ("filled", T.FLOAT, 3), ("nz", T.INT64, 2),
+            ("picked", T.FLOAT, 2)]
     g = h.make_graph(nodes, "dyn", [
         h.make_tensor_value_info("x", T.FLOAT, [2, "seq", 8]),
         h.make_tensor_value_info("z", T.FLOAT, ["batch", 8]),
-        h.make_tensor_value_info("y", T.FLOAT, [-1, 3, 8, 8])],
+        h.make_tensor_value_info("y", T.FLOAT, [-1, 3, 8, 8]),
+        h.make_tensor_value_info("c", T.BOOL, ["k"])],
         [h.make_tensor_value_info(name, elem, [f"{name}_{k}" for k in range(r)]) for name, elem, r in outs],
         initializer=inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
@@ -111,10 +117,12 @@ def test_symbolic_inputs_and_outputs_are_shown_by_name(symbolic):
     _, model, counter = symbolic
     assert counter.calls <= 1  # 0 when served from the compile cache
     shapes = {s.name: s.shape for s in model.inputs}
-    assert shapes == {"x": ("batch", "seq", 8), "z": ("batch", 8), "y": ("y_dim0", 3, 8, 8)}
+    assert shapes == {"x": ("batch", "seq", 8), "z": ("batch", 8), "y": ("y_dim0", 3, 8, 8),
+                      "c": ("k",)}
     out = {s.name: s.shape for s in model.outputs}
     assert out["heads"] == ("batch", 4, "seq", 4) and out["positions"] == ("seq",)
     assert out["logits"] == ("y_dim0", 5) and out["mask"] == ("seq", "seq")
+    assert out["nz"][0] == 2 and isinstance(out["nz"][1], str) and out["picked"][1] == 8
 
 
 @pytest.mark.parametrize("batch, seq, n", [(1, 3, 2), (4, 7, 1), (2, 16, 5)])
@@ -124,7 +132,8 @@ def test_one_compile_runs_every_size_and_matches_onnxruntime(symbolic, batch, se
     rng = np.random.default_rng(batch * 100 + seq)
     feeds = {"x": rng.standard_normal((batch, seq, 8)).astype(np.float32),
              "z": rng.standard_normal((batch, 8)).astype(np.float32),
-             "y": rng.standard_normal((n, 3, 8, 8)).astype(np.float32)}
+             "y": rng.standard_normal((n, 3, 8, 8)).astype(np.float32),
+             "c": rng.random(batch) > 0.4}
     # onnxruntime runs the model as declared: x's dim 0 fixed at 2, so give it a copy that
     # declares the same dim symbolic, as dynamic= does for MAX
     ref = onnx.ModelProto()
@@ -140,7 +149,7 @@ def test_one_compile_runs_every_size_and_matches_onnxruntime(symbolic, batch, se
 def test_inputs_that_share_a_dim_must_agree(symbolic):
     _, model, _ = symbolic
     feeds = {"x": np.zeros((2, 3, 8), np.float32), "z": np.zeros((3, 8), np.float32),
-             "y": np.zeros((1, 3, 8, 8), np.float32)}
+             "y": np.zeros((1, 3, 8, 8), np.float32), "c": np.ones(2, bool)}
     with pytest.raises(errors.InputError, match=r"'z'.*'batch' is 3.*'x' gave 'batch' the size 2"):
         model.run(None, feeds)
     feeds["z"] = np.zeros((2, 9), np.float32)
@@ -193,6 +202,17 @@ def test_zoo_exported_dynamic_runs_three_batches_and_two_lengths(zoo_dynamic, na
             assert_matches(got, ort_run(str(path), {"x": x})[0],
                            f"{name} at batch {batch}, seq {seq}")
     assert counter.calls == 0
+
+
+def test_ops_marked_as_tested_with_symbolic_dims_are_those_of_these_models(zoo_dynamic):
+    """``onnx2max ops`` marks the op types of the models above (compared with onnxruntime at
+    several sizes from one compile): the set may not claim more, or less."""
+    from onnx2max.symbolic import TESTED_WITH_SYMBOLIC_DIMS
+
+    ops = {n.op_type for n in _symbolic_model().graph.node}
+    for path, _ in zoo_dynamic.values():
+        ops |= {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert ops == set(TESTED_WITH_SYMBOLIC_DIMS)
 
 
 @pytest.mark.slow

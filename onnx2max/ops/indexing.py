@@ -430,3 +430,41 @@ def cumprod(ctx):
     if int(ctx.attr("reverse") or 0):
         x = _flip(x, axis)
     return x
+
+
+def _nonzero_rows(ctx, x: TensorValue) -> TensorValue:
+    """MAX ``ops.nonzero``: the ``(count, rank)`` int64 indices of ``x``'s nonzero elements in
+    row-major order; ``count`` is a new symbolic dim, known only at run time."""
+    if x.dtype != DType.bool:
+        x = ops.not_equal(x, ctx.constant(np.zeros((), x.dtype.to_numpy()), x.dtype))
+    return ops.nonzero(x, ctx.new_dim("nonzero"))
+
+
+@converter("NonZero", since=9)
+def nonzero(ctx):
+    """ONNX ``NonZero``: the indices of the nonzero elements, shape ``(rank, count)``, row-major
+    order. The count is a symbolic dim of the MAX graph (MAX ``ops.nonzero``), so the model
+    compiles once for every input. (Folded instead when the input is known at conversion.)"""
+    if ctx.rank(0) == 0:
+        raise ctx.error("a 0-d input: MAX's nonzero needs rank >= 1")
+    return ops.transpose(_nonzero_rows(ctx, ctx.input(0)), 0, 1)
+
+
+@converter("Compress", since=9)
+def compress(ctx):
+    """ONNX ``Compress``: the slices of ``input`` along ``axis`` (the flattened input when no
+    axis) where the 1-D bool ``condition`` is true; a condition shorter than the axis selects
+    among its first elements. The selected count is a symbolic dim (MAX ``ops.nonzero`` of the
+    condition, then ``ops.gather``)."""
+    x = ctx.input(0)
+    if ctx.rank(1) != 1:
+        raise ctx.error(f"condition has rank {ctx.rank(1)}; expected 1-D")
+    axis = ctx.attr("axis")
+    if ctx.is_const(1):  # a condition known at conversion selects a static number of slices
+        idx = ctx.constant(np.nonzero(ctx.const(1).astype(bool))[0].astype(np.int64))
+    else:
+        idx = ops.reshape(_nonzero_rows(ctx, ctx.input(1)), [-1])
+    if axis is None:
+        x = ops.reshape(x, [-1])
+        axis = 0
+    return ops.gather(x, idx, axis=int(axis) % ctx.rank(0))

@@ -49,12 +49,13 @@ def empty_reduction(x, xs, axes: list[int], keep: int, empty: float) -> np.ndarr
 
 def reduction_setup(ctx, axes_input: bool, empty: float):
     """``(x, shape, keepdims, axes, done)`` of a Reduce* node; ``done`` is the finished result
-    when there is nothing to compute (a no-op, or an empty axis), else ``None``."""
-    x, xs, keep = ctx.input(0), ctx.shape(0), int(ctx.attr("keepdims"))
+    when there is nothing to compute (a no-op, or an empty axis), else ``None``. ``shape`` may
+    hold symbolic MAX dims (a symbolic axis is reduced by MAX at run time)."""
+    x, xs, keep = ctx.input(0), ctx.dims(0), int(ctx.attr("keepdims"))
     axes = reduction_axes(ctx, axes_input)
     if axes is None:
         return x, xs, keep, axes, x
-    if any(xs[a] == 0 for a in axes):
+    if any(isinstance(xs[a], int) and xs[a] == 0 for a in axes):
         return x, xs, keep, axes, empty_reduction(x, xs, axes, keep, empty)
     return x, xs, keep, axes, None
 
