@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 from max.dtype import DType
-from max.graph import DeviceRef, Dim, Graph, StaticDim, TensorType, TensorValue, Weight, ops
+from max.graph import DeviceRef, Graph, StaticDim, TensorType, TensorValue, Weight, ops
 from onnx import helper
 
 from . import derive, dtypes, registry, symbolic
@@ -336,16 +336,35 @@ class NodeContext:
         e = self._l.env[name]
         if e.const is None:
             if required:
+                from_dims = self._from_shapes(name) and not is_static(
+                    [d for s in self._l.p.inputs for d in s.shape])
                 err = self.error(
                     f"input {i} ('{name}') must be known at conversion time (an initializer, a "
                     "Constant, or computed from static shapes), but it is computed at run time"
-                    + self.constant_inputs_hint(name)
+                    + (f" from symbolic dims in a way onnx2max does not evaluate. "
+                       f"{input_shapes_hint(self._l.p)}" if from_dims
+                       else self.constant_inputs_hint(name))
                 )
                 err.needs_value = name
                 raise err
             return None
         self._l.lowered.consumed.add(name)
         return e.const
+
+    def _from_shapes(self, name: str) -> bool:
+        """Whether ``name`` is computed from a ``Shape`` or ``Size`` node of the main graph."""
+        producer = {o: n for n in self._l.p.nodes for o in n.output if o}
+        seen, stack = set(), [name]
+        while stack:
+            v = stack.pop()
+            if v in seen or v not in producer:
+                continue
+            seen.add(v)
+            n = producer[v]
+            if n.op_type in ("Shape", "Size"):
+                return True
+            stack.extend(i for i in n.input if i)
+        return False
 
     def graph_inputs_behind(self, name: str) -> list[str]:
         """The runtime graph inputs whose values ``name`` depends on (through the prepared

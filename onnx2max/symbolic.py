@@ -184,7 +184,7 @@ def _evaluate(op, node, x, opset):
 #: symbolic dims too, or say which dims they need static.
 TESTED_WITH_SYMBOLIC_DIMS = frozenset({
     "Add", "Compress", "Concat", "ConstantOfShape", "Conv", "Div", "Erf", "Expand", "Flatten",
-    "Gather", "Gemm", "GlobalAveragePool", "Greater", "LayerNormalization", "MatMul", "MaxPool",
+    "Gather", "Gemm", "GlobalAveragePool", "Greater", "If", "LayerNormalization", "MatMul", "MaxPool",
     "Mul", "NonZero", "Not", "Range", "Relu", "Reshape", "Shape", "Slice", "Softmax", "Split",
     "Squeeze", "Transpose", "Unsqueeze", "Where",
 })

@@ -27,7 +27,7 @@ from onnx2max import compiler, errors
 def _symbolic_model() -> onnx.ModelProto:
     """x: [2 (made symbolic with dynamic=), seq, 8]; z: [batch, 8] (dim_param);
     y: [-1, 3, 8, 8] (a dynamic dim as older exporters write it); c: [k] bool, Compress's
-    condition (k <= batch)."""
+    condition (k <= batch); flag: the condition of an If."""
     rng = np.random.default_rng(0)
 
     def init(name, a):
@@ -71,17 +71,25 @@ def _symbolic_model() -> onnx.ModelProto:
         # data-dependent sizes: a new symbolic dim (MAX ops.nonzero)
         n("Greater", ["z", "half"], ["zpos"]), n("NonZero", ["zpos"], ["nz"]),
         n("Compress", ["z", "c"], ["picked"], axis=0),
+        # a conditional decided at run time, whose outputs have the symbolic batch
+        n("If", ["flag"], ["chosen"], then_branch=h.make_graph(
+            [n("Mul", ["z", "two"], ["zt"])], "then", [],
+            [h.make_tensor_value_info("zt", T.FLOAT, ["batch", 8])],
+            initializer=[init("two", np.array(2.0, np.float32))]), else_branch=h.make_graph(
+            [n("Neg", ["z"], ["ze"])], "else", [], [h.make_tensor_value_info("ze", T.FLOAT, ["batch", 8])])),
     ]
     outs = [("heads", T.FLOAT, 4), ("flattened", T.FLOAT, 2), ("logits", T.FLOAT, 2),
             ("normed", T.FLOAT, 3), ("positions", T.INT64, 1), ("mask", T.FLOAT, 2),
             ("expanded", T.FLOAT, 2), ("filled", T.FLOAT, 3), ("nz", T.INT64, 2),
-            ("picked", T.FLOAT, 2)]
+            ("picked", T.FLOAT, 2), ("chosen", T.FLOAT, 2)]
     g = h.make_graph(nodes, "dyn", [
         h.make_tensor_value_info("x", T.FLOAT, [2, "seq", 8]),
         h.make_tensor_value_info("z", T.FLOAT, ["batch", 8]),
         h.make_tensor_value_info("y", T.FLOAT, [-1, 3, 8, 8]),
-        h.make_tensor_value_info("c", T.BOOL, ["k"])],
-        [h.make_tensor_value_info(name, elem, [f"{name}_{k}" for k in range(r)]) for name, elem, r in outs],
+        h.make_tensor_value_info("c", T.BOOL, ["k"]),
+        h.make_tensor_value_info("flag", T.BOOL, [])],
+        [h.make_tensor_value_info(name, elem, ["batch", 8] if name == "chosen" else
+                                  [f"{name}_{k}" for k in range(r)]) for name, elem, r in outs],
         initializer=inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
@@ -118,7 +126,7 @@ def test_symbolic_inputs_and_outputs_are_shown_by_name(symbolic):
     assert counter.calls <= 1  # 0 when served from the compile cache
     shapes = {s.name: s.shape for s in model.inputs}
     assert shapes == {"x": ("batch", "seq", 8), "z": ("batch", 8), "y": ("y_dim0", 3, 8, 8),
-                      "c": ("k",)}
+                      "c": ("k",), "flag": ()}
     out = {s.name: s.shape for s in model.outputs}
     assert out["heads"] == ("batch", 4, "seq", 4) and out["positions"] == ("seq",)
     assert out["logits"] == ("y_dim0", 5) and out["mask"] == ("seq", "seq")
@@ -133,7 +141,7 @@ def test_one_compile_runs_every_size_and_matches_onnxruntime(symbolic, batch, se
     feeds = {"x": rng.standard_normal((batch, seq, 8)).astype(np.float32),
              "z": rng.standard_normal((batch, 8)).astype(np.float32),
              "y": rng.standard_normal((n, 3, 8, 8)).astype(np.float32),
-             "c": rng.random(batch) > 0.4}
+             "c": rng.random(batch) > 0.4, "flag": np.array(batch % 2 == 0)}
     # onnxruntime runs the model as declared: x's dim 0 fixed at 2, so give it a copy that
     # declares the same dim symbolic, as dynamic= does for MAX
     ref = onnx.ModelProto()
@@ -149,7 +157,7 @@ def test_one_compile_runs_every_size_and_matches_onnxruntime(symbolic, batch, se
 def test_inputs_that_share_a_dim_must_agree(symbolic):
     _, model, _ = symbolic
     feeds = {"x": np.zeros((2, 3, 8), np.float32), "z": np.zeros((3, 8), np.float32),
-             "y": np.zeros((1, 3, 8, 8), np.float32), "c": np.ones(2, bool)}
+             "y": np.zeros((1, 3, 8, 8), np.float32), "c": np.ones(2, bool), "flag": np.array(True)}
     with pytest.raises(errors.InputError, match=r"'z'.*'batch' is 3.*'x' gave 'batch' the size 2"):
         model.run(None, feeds)
     feeds["z"] = np.zeros((2, 9), np.float32)
@@ -305,3 +313,17 @@ def test_cli_sizes_symbolic_dims_with_dim(tmp_path):
     assert "[3, 4]" in r.output and " ok" in r.output
     r = CliRunner().invoke(main, ["run", str(path), "--dim", "batch=3"])
     assert r.exit_code != 0 and "['batch'] are not symbolic dims" in r.output and "['n']" in r.output
+
+
+def test_shape_arithmetic_onnx2max_cannot_evaluate_suggests_input_shapes():
+    # Mod of a symbolic dim is not evaluated at conversion: the Reshape target stays a run-time
+    # value, and the error points at input_shapes (not constant_inputs: x is data)
+    n = h.make_node
+    m = _tiny([n("Shape", ["x"], ["s"]), n("Mod", ["s", "two"], ["r"]),
+               n("Reshape", ["x", "r"], ["y"], name="odd_reshape")], ["n", 4],
+              [nh.from_array(np.array([2, 3], np.int64), "two")])
+    with pytest.raises(errors.ConversionError) as e:
+        _lower(m)
+    msg = str(e.value)
+    assert "Reshape node 'odd_reshape'" in msg and "symbolic dims" in msg
+    assert "input_shapes={'x': (1, 4)}" in msg and "constant_inputs" not in msg

@@ -289,12 +289,13 @@ def compile_and_compare(tallies: list[Tally], cache_dir) -> None:
             continue
         feeds = {}
         for s in cm.inputs:
+            shape = tuple(d if isinstance(d, int) else 2 for d in s.shape)  # symbolic dims: 2
             if s.dtype.kind == "f":
-                feeds[s.name] = rng.standard_normal(s.shape).astype(s.dtype)
+                feeds[s.name] = rng.standard_normal(shape).astype(s.dtype)
             elif s.dtype.kind == "b":
-                feeds[s.name] = rng.integers(0, 2, s.shape).astype(bool)
+                feeds[s.name] = rng.integers(0, 2, shape).astype(bool)
             else:
-                feeds[s.name] = rng.integers(0, 3, s.shape).astype(s.dtype)
+                feeds[s.name] = rng.integers(0, 3, shape).astype(s.dtype)
         reference = "onnxruntime"
         try:
             sess = ort.InferenceSession(proto.SerializeToString(),

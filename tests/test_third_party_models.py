@@ -67,3 +67,23 @@ def test_third_party_model_matches_onnxruntime(name):
     shapes = {k: v.shape for k, v in corpus.make_inputs(entry).items()}
     _check(entry, onnx2max.from_onnx(str(corpus.model_path(entry)), input_shapes=shapes, progress=False))
 
+
+
+def test_held_out_model_with_a_symbolic_batch_runs_two_sizes_from_one_conversion():
+    """MTCNN's RNet declares its input ``['N', 24, 24, 3]``: converted without input_shapes,
+    the batch stays symbolic, and batch 4 and 1 match onnxruntime from one compile."""
+    from conftest import ort_run
+
+    _skip_unfetched(["mtcnn-rnet"])
+    entry = ENTRIES["mtcnn-rnet"]
+    path = corpus.model_path(entry)
+    model = onnx2max.from_onnx(str(path), progress=False)
+    assert model.inputs[0].shape == ("N", 24, 24, 3)
+    feeds = corpus.make_inputs(entry)  # batch 4
+    (name, x), = feeds.items()
+    for batch in (4, 1):
+        f = {name: x[:batch]}
+        rows = corpus.compare(model.run(None, f), ort_run(path.read_bytes(), f),
+                              [s.name for s in model.outputs], entry["output_kind"])
+        assert all(r["ok"] for r in rows), f"batch {batch}: {rows}"
+        assert model.run(None, f)[0].shape[0] == batch

@@ -24,14 +24,18 @@ from ..registry import converter
 def if_(ctx):
     """ONNX ``If`` whose condition is computed at run time: MAX ``ops.cond``, with both
     branches lowered (values of the outer graph are visible in them). Every output needs a
-    static shape that both branches agree on (from ONNX shape inference)."""
+    shape that both branches agree on (from ONNX shape inference): static dims, or symbolic
+    dims of the graph inputs."""
     if ctx.is_const(0):
         raise ctx.error("the taken branch could not be inlined (it uses ops or types onnx2max lacks)")
     attrs = {name: ctx.attr(name) for name in ("then_branch", "else_branch")}
+    # symbolic dims of the graph inputs are declared; MAX 26.7 refuses a conditional whose
+    # result has a symbolic dim no input declares ("invalid use of parameter with no declaration")
+    named = {d for s in ctx._l.p.inputs for d in s.shape if isinstance(d, str)}
     types = []
     for k in range(ctx.num_outputs):
         t = ctx.expected_output(k)
-        if t is None or t[1] is None or not all(isinstance(d, int) for d in t[1]):
+        if t is None or t[1] is None or not all(isinstance(d, int) or d in named for d in t[1]):
             raise ctx.error(f"output {k} has no static shape (the branches may differ); MAX's "
                             "conditional needs one shape for both branches"
                             + ctx.constant_inputs_hint(ctx.input_name(0)))
@@ -46,7 +50,10 @@ def if_(ctx):
     def branch(g):
         def fn():
             outs = lower_subgraph(lw, g)
-            return [ops.cast(o, t.dtype) if o.dtype != t.dtype else o for o, t in zip(outs, types)]
+            outs = [ops.cast(o, t.dtype) if o.dtype != t.dtype else o for o, t in zip(outs, types)]
+            # a branch may give an equal dim another name ("batch * 1"): assert the If's shape
+            return [o if list(o.shape) == list(t.shape) else ops.rebind(o, t.shape)
+                    for o, t in zip(outs, types)]
         return fn
 
     return ops.cond(cond, types, branch(attrs["then_branch"]), branch(attrs["else_branch"]))
