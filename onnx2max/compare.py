@@ -318,7 +318,7 @@ def compare(
             if not o or o in present:
                 continue
             elem, shape = p.types.get(o, (0, None))
-            if not elem or not dtypes.is_supported(elem) or elem == onnx.TensorProto.BFLOAT16:
+            if not elem or not dtypes.is_supported(elem):
                 skipped[o] = "its type is unknown or not a tensor MAX can return"
                 continue
             static = shape is not None and all(isinstance(d, int) for d in shape)

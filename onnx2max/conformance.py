@@ -28,6 +28,7 @@ from typing import Callable, Iterable
 import numpy as np
 import onnx
 
+from . import dtypes
 from .errors import Onnx2MaxError, UnsupportedModelError, UnsupportedOpError
 
 PASSED, FAILED, UNSUPPORTED = "passed", "failed", "unsupported"
@@ -127,6 +128,8 @@ def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> str
         return f"dtype {got.dtype}, expected {want.dtype}"
     if got.shape != want.shape:
         return f"shape {got.shape}, expected {want.shape}"
+    if dtypes.is_narrow(want.dtype):  # bfloat16 (ml_dtypes): compared as float32, NaN equal
+        got, want = got.astype(np.float32), want.astype(np.float32)
     if want.dtype.kind in "fc":
         ok = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
     else:

@@ -22,6 +22,15 @@ _ONNX_TO_MAX = {
     TensorProto.UINT64: DType.uint64,
     TensorProto.BOOL: DType.bool,
 }
+# MAX 26.7 has the 8-bit float types, but refuses them on CPU ("The f8e4m3fn data type is not
+# supported on device 'cpu:0'"), so they are not mapped.
+
+# Element types whose numpy form is an ``ml_dtypes`` type (as onnx's ``numpy_helper`` gives them):
+# bfloat16. numpy cannot hand it to MAX (no DLPack code), so it crosses the boundary as unsigned
+# integers of the same width, reinterpreted as the MAX type (``Buffer.view``): see :func:`to_buffer`.
+NARROW_FLOATS = {
+    DType.bfloat16: np.uint16,
+}
 
 
 def onnx_type_name(elem_type: int) -> str:
@@ -43,10 +52,47 @@ def to_max(elem_type: int) -> DType:
 
 
 def to_numpy(elem_type: int) -> np.dtype:
-    """numpy dtype of an ONNX element type (bfloat16 is not a numpy type: raises ``KeyError``)."""
-    if elem_type == TensorProto.BFLOAT16:
-        raise KeyError("bfloat16 has no numpy dtype")
+    """numpy dtype of an ONNX element type (bfloat16: the ``ml_dtypes`` type that onnx's
+    ``numpy_helper`` uses)."""
     return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def numpy_of_max(dtype: DType) -> np.dtype:
+    """numpy dtype of a MAX ``DType``, ``ml_dtypes.bfloat16`` included (``DType.to_numpy`` knows
+    no bfloat16)."""
+    if dtype in NARROW_FLOATS:
+        return to_numpy(next(k for k, v in _ONNX_TO_MAX.items() if v == dtype))
+    return np.dtype(dtype.to_numpy())
+
+
+def is_narrow(dtype) -> bool:
+    """Whether a numpy dtype is one of the ``ml_dtypes`` types of :data:`NARROW_FLOATS`."""
+    try:
+        return max_from_numpy(dtype) in NARROW_FLOATS
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def to_buffer(arr: np.ndarray):
+    """A MAX ``Buffer`` on the host holding ``arr``: for bfloat16, its bytes as a same-width
+    unsigned integer array reinterpreted as the MAX type (MAX 26.7's ``Buffer.from_numpy``
+    cannot read ``ml_dtypes`` arrays); other arrays as they are."""
+    from max import driver
+
+    arr = c_contiguous(arr)
+    if not is_narrow(arr.dtype):
+        return driver.Buffer.from_numpy(arr)
+    dt = max_from_numpy(arr.dtype)
+    return driver.Buffer.from_numpy(arr.view(NARROW_FLOATS[dt])).view(dt, list(arr.shape))
+
+
+def from_buffer(buf) -> np.ndarray:
+    """A host MAX ``Buffer`` as a numpy array: bfloat16 comes back as an ``ml_dtypes`` array
+    (read through a same-width unsigned integer view)."""
+    if buf.dtype in NARROW_FLOATS:
+        wire = NARROW_FLOATS[buf.dtype]
+        return buf.view(max_from_numpy(np.dtype(wire))).to_numpy().view(numpy_of_max(buf.dtype))
+    return buf.to_numpy()
 
 
 def from_numpy(dtype: np.dtype) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
 from . import dtypes
@@ -48,6 +49,20 @@ def _scalar_bool(a: np.ndarray):
 
         return driver.Buffer.from_numpy(a.reshape(1).view(np.uint8).copy()).view(DType.bool, ())
     return a
+
+
+# torch dtypes (``torch.<name>``) that numpy holds only as the ml_dtypes type of the same name
+_NARROW_NAMES = ("bfloat16",)
+
+
+def _to_torch(torch, a: np.ndarray):
+    """A numpy output as a torch tensor; ml_dtypes arrays (bfloat16) through their bytes,
+    reinterpreted as the torch dtype of the same name."""
+    a = dtypes.c_contiguous(a)
+    if a.dtype.name in _NARROW_NAMES:
+        wire = np.int16 if a.dtype.itemsize == 2 else np.uint8
+        return torch.from_numpy(a.view(wire)).view(getattr(torch, a.dtype.name))
+    return torch.from_numpy(a)
 
 
 class CompiledModel:
@@ -114,6 +129,12 @@ class CompiledModel:
             value = value.detach()
             if getattr(value, "is_conj", lambda: False)():
                 value = value.resolve_conj()
+            narrow = str(value.dtype).removeprefix("torch.")
+            if narrow in _NARROW_NAMES:  # numpy has no bfloat16: read the bytes
+                import torch
+
+                bits = value.contiguous().view(torch.int16 if value.element_size() == 2 else torch.uint8)
+                return np.from_dlpack(bits).view(np.dtype(getattr(ml_dtypes, narrow)))
             try:
                 return np.from_dlpack(value.contiguous())
             except (TypeError, RuntimeError, BufferError) as e:
@@ -135,7 +156,7 @@ class CompiledModel:
                     f"input '{spec.name}' is a MAX buffer on {dev}; this model runs on "
                     f"{self.device}: copy it to the CPU first (buffer.to(CPU()))"
                 )
-            return value.to_numpy()
+            return dtypes.from_buffer(value)
         if isinstance(value, (list, tuple, int, float, bool, np.generic)):
             try:
                 return np.asarray(value, dtype=spec.dtype)
@@ -209,7 +230,9 @@ class CompiledModel:
         return arrays, any_torch
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        arrays = [_scalar_bool(a) for a in arrays]
+        # bfloat16 arrays (ml_dtypes) go in as MAX buffers (dtypes.to_buffer)
+        arrays = [dtypes.to_buffer(a) if dtypes.is_narrow(a.dtype) else _scalar_bool(a)
+                  for a in arrays]
         if self._device.is_cpu:
             args = arrays
         else:
@@ -219,7 +242,7 @@ class CompiledModel:
             args = [(a if hasattr(a, "to") and not isinstance(a, np.ndarray)
                      else driver.Buffer.from_numpy(a)).to(acc) for a in arrays]
         results = self._model.execute(*args)
-        return [r.to_numpy() if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
+        return [dtypes.from_buffer(r) if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
 
     # ---- public
     def run(
@@ -273,5 +296,5 @@ class CompiledModel:
         if any_torch:
             import torch
 
-            outs = [torch.from_numpy(dtypes.c_contiguous(o)) for o in outs]
+            outs = [_to_torch(torch, o) for o in outs]
         return outs[0] if len(outs) == 1 else outs
