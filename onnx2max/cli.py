@@ -455,6 +455,7 @@ def list_ops():
     the newest op version the converters were checked against; "symbolic dims tested" marks
     the ops that run with symbolic dims in tests/test_dynamic.py."""
     from . import supported_ops
+    from .registry import ORT_ONNX_DOMAIN_OPS
     from .symbolic import TESTED_WITH_SYMBOLIC_DIMS
     from .versions import reviewed
 
@@ -464,7 +465,10 @@ def list_ops():
             upto = f", checked up to {op}-{newest}" if newest is not None else ""
             sym = ("; symbolic dims tested" if domain in ("", "ai.onnx")
                    and op in TESTED_WITH_SYMBOLIC_DIMS else "")
-            click.echo(f"{domain:10} {op:24} since opset {', '.join(map(str, since))}{upto}{sym}")
+            if domain == "com.microsoft" or (domain in ("", "ai.onnx") and op in ORT_ONNX_DOMAIN_OPS
+                                             and 1 in since):
+                sym += "; version 1 is onnxruntime's own op"
+            click.echo(f"{domain:13} {op:32} since opset {', '.join(map(str, since))}{upto}{sym}")
     except BrokenPipeError:  # `onnx2max ops | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

@@ -256,7 +256,7 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx
     _check_strings(proto, source)
     check_structure(proto.graph, source)
     try:
-        onnx.checker.check_model(proto)
+        onnx.checker.check_model(_checkable(proto))
     except onnx.checker.ValidationError as e:
         repaired = _without_shapeless_types(proto, source)
         if repaired is None:
@@ -266,6 +266,38 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx
     except ValueError as e:  # e.g. models over 2 GiB given in memory
         raise InvalidModelError(f"{source}: the ONNX checker could not run: {e}") from e
     return proto, source
+
+
+def _checkable(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto``, or a copy for the ONNX checker in which onnxruntime's own ops of the ONNX
+    domain (``registry.ORT_ONNX_DOMAIN_OPS``: SimplifiedLayerNormalization, LayerNormalization
+    before opset 17), which onnx's schemas lack, are moved to the ``com.microsoft`` domain, so
+    that the checker still checks the rest of the graph."""
+    from .registry import ORT_ONNX_DOMAIN_OPS
+
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return proto
+
+    def foreign(n: onnx.NodeProto) -> bool:
+        if n.domain not in ("", "ai.onnx") or n.op_type not in ORT_ONNX_DOMAIN_OPS:
+            return False
+        try:
+            onnx.defs.get_schema(n.op_type, max_inclusive_version=opset, domain="")
+            return False
+        except onnx.defs.SchemaError:
+            return True
+
+    if not any(foreign(n) for n in proto.graph.node):
+        return proto
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    for n in copy.graph.node:
+        if foreign(n):
+            n.domain = "com.microsoft"
+    if not any(o.domain == "com.microsoft" for o in copy.opset_import):
+        copy.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    return copy
 
 
 def _without_shapeless_types(proto: onnx.ModelProto, source: str) -> onnx.ModelProto | None:

@@ -34,7 +34,7 @@ _MISSING = object()
 
 
 #: ops whose output shape depends on input values (folded when those are known at conversion)
-DATA_DEPENDENT_SHAPES = {"Unique", "NonMaxSuppression"}
+DATA_DEPENDENT_SHAPES = {"Unique"}
 
 
 def check_supported(p: Prepared) -> None:
@@ -66,8 +66,17 @@ def check_supported(p: Prepared) -> None:
         raise UnsupportedOpError(bad)
 
 
+#: onnxruntime ops that take the attributes (and defaults) of an ONNX op: (domain, op) -> (op, opset)
+#: (onnxruntime's LayerNormalization version 1 has the attributes of ONNX's version 17)
+_SCHEMA_OF = {("com.microsoft", "FusedGemm"): ("Gemm", 13), ("com.microsoft", "FusedConv"): ("Conv", 11),
+              ("", "LayerNormalization"): ("LayerNormalization", 17)}
+
+
 @functools.lru_cache(maxsize=None)
 def _schema(domain: str, op_type: str, opset: int):
+    if (domain, op_type) in _SCHEMA_OF:
+        op_type, opset = _SCHEMA_OF[(domain, op_type)]
+        domain = ""
     try:
         return onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain=domain)
     except onnx.defs.SchemaError:
@@ -77,7 +86,7 @@ def _schema(domain: str, op_type: str, opset: int):
 #: attributes that do not change what inference computes, by op type ("*": every op):
 #: legacy bookkeeping (``consumed_inputs``, ``is_test``), training-only parameters, the seed of
 #: random ops (onnxruntime's random streams cannot be reproduced anyway), and the ``saturate``
-#: of Cast and QuantizeLinear, which only applies to float8 types (onnx2max refuses those)
+#: of Cast and QuantizeLinear, which only applies to float8 types (MAX has none on CPU)
 INFERENCE_IRRELEVANT_ATTRIBUTES: dict[str, frozenset[str]] = {
     "*": frozenset({"consumed_inputs"}),
     "Cast": frozenset({"saturate"}),
@@ -156,8 +165,12 @@ def make_constant(value, device: DeviceRef, dtype: DType | None = None) -> Tenso
     arr = np.asarray(value)
     if dtype is None:
         dtype = dtypes.max_from_numpy(arr.dtype)
-    elif dtype != DType.bfloat16:
-        arr = arr.astype(dtype.to_numpy(), copy=False)
+    if dtype in dtypes.NARROW_FLOATS:
+        # bfloat16: a float32 constant cast in the graph (exact: every bfloat16 is a float32)
+        c = ops.cast(ops.constant(dtypes.c_contiguous(arr.astype(np.float32)), DType.float32,
+                                  device=device), dtype)
+        return ops.reshape(c, []) if arr.ndim == 0 else c
+    arr = arr.astype(dtype.to_numpy(), copy=False)
     c = ops.constant(dtypes.c_contiguous(arr), dtype, device=device)
     return ops.reshape(c, []) if arr.ndim == 0 else c
 

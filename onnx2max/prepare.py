@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, inliner, numpy_helper
+from onnx import helper, inliner, numpy_helper
 
 from . import dtypes
 from .errors import InputError, InvalidModelError, UnsupportedModelError
@@ -243,7 +243,7 @@ def _resolve_inputs(
                 f"({vi.type.WhichOneof('value')}); onnx2max handles tensor inputs only"
             )
         elem, shape = _value_info_shape(vi)
-        if not dtypes.is_supported(elem) or elem == TensorProto.BFLOAT16:
+        if not dtypes.is_supported(elem):
             raise UnsupportedModelError(
                 f"{source}: graph input '{vi.name}' has element type "
                 f"{dtypes.onnx_type_name(elem)}, which MAX cannot take as a numpy input"
@@ -697,7 +697,7 @@ def prepare(
         elem = (types.get(o.name) or (None, None))[0]
         if o.name in values:
             continue
-        if elem and (not dtypes.is_supported(elem) or elem == TensorProto.BFLOAT16):
+        if elem and not dtypes.is_supported(elem):
             raise UnsupportedModelError(
                 f"{source}: graph output '{o.name}' has element type "
                 f"{dtypes.onnx_type_name(elem)}, which cannot be returned as a numpy array"
@@ -918,6 +918,14 @@ def _try_fold(node, values, types, opsets) -> list[np.ndarray] | None:
         if shape is None:
             return None
         return [shape_values(node, shape)]
+    if node.op_type == "EyeLike" and present:  # depends only on the shape
+        shape = _static_shape(present[0], values, types)
+        elem = (types.get(present[0]) or (None, None))[0]
+        if shape is None or len(shape) != 2 or not elem:
+            return None
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        dt = dtypes.to_numpy(int(attrs["dtype"]) if "dtype" in attrs else elem)
+        return [np.eye(shape[0], shape[1], k=int(attrs.get("k", 0))).astype(dt)]
     if not all(i in values for i in present):
         return None
     # guard the size of what folding would materialise

@@ -34,6 +34,11 @@ class Converter:
 
 _REGISTRY: dict[tuple[str, str], list[Converter]] = {}
 
+#: Ops that onnxruntime defines in the ONNX domain at version 1 and that onnx's schemas lack
+#: (``LayerNormalization`` before opset 17, ``SimplifiedLayerNormalization``): its transformer
+#: optimizer writes them into models. Resolved to the converter registered ``since=1``.
+ORT_ONNX_DOMAIN_OPS = ("LayerNormalization", "SimplifiedLayerNormalization")
+
 
 def converter(op_type: str, since: int = 1, domain: str = "", layout_agnostic: bool = False):
     """Register ``fn`` as the converter of ``op_type`` from opset ``since`` of ``domain`` on.
@@ -77,6 +82,8 @@ def resolve(domain: str, op_type: str, opset: int) -> Converter | UnsupportedNod
     if not entries:
         return None
     since = _schema_since(domain, op_type, opset)
+    if since is None and domain == "" and op_type in ORT_ONNX_DOMAIN_OPS:
+        since = 1  # onnxruntime's own version 1 of an op onnx's schemas lack (at this opset)
     if since is None:
         if domain == "":
             return UnsupportedNode("", domain, op_type, opset, "no such operator at this opset")

@@ -21,6 +21,9 @@ class Case:
     id: str
     model: onnx.ModelProto
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
+    #: "onnxruntime", or "onnx" (onnx's ReferenceEvaluator) for types onnxruntime's numpy
+    #: interface does not take (bfloat16, 8-bit floats)
+    reference: str = "onnxruntime"
 
 
 def f32(*shape, low=-2.0, high=2.0):
@@ -626,6 +629,243 @@ def loop_cases() -> list[Case]:
     ]
 
 
+# ---------------------------------------------------------------- onnxruntime's own ops
+def ms_node(cid, op, ins, attrs=None, consts=(), n_out=1, outputs_used=None, domain="com.microsoft",
+            opset=17):
+    """A one-node case of an onnxruntime contrib op (``com.microsoft``, or onnxruntime's ops in the
+    ONNX domain): onnx's shape inference does not know them, so output types come from
+    onnxruntime itself."""
+    names, feeds, init = [], {}, {}
+    for i, a in enumerate(ins):
+        if a is None:
+            names.append("")
+            continue
+        names.append(f"in{i}")
+        (init if i in consts else feeds)[f"in{i}"] = a
+    outs = [f"out{k}" if outputs_used is None or k in outputs_used else "" for k in range(n_out)]
+    n = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
+    vis = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+           for k, v in feeds.items()]
+    inits = [numpy_helper.from_array(v, k) for k, v in init.items()]
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)]
+
+    def model(outputs):
+        g = helper.make_graph([n], cid, vis, outputs, initializer=inits)
+        m = helper.make_model(g, opset_imports=opsets)
+        m.ir_version = min(m.ir_version, 10)
+        return m
+
+    import onnxruntime as ort
+
+    named = [o for o in outs if o]
+    probe = model([helper.make_empty_tensor_value_info(o) for o in named])
+    res = ort.InferenceSession(probe.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, feeds)
+    return Case(cid, model([helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(r.dtype),
+                                                          r.shape) for o, r in zip(named, res)]), feeds)
+
+
+def _nbits_pack(q: np.ndarray, bits: int) -> np.ndarray:
+    """Pack unsigned ``bits``-bit values along the last axis into bytes, low bits first."""
+    per = 8 // bits
+    q = q.reshape(*q.shape[:-1], q.shape[-1] // per, per).astype(np.uint32)
+    return (q << (bits * np.arange(per, dtype=np.uint32))).sum(-1).astype(np.uint8)
+
+
+def _matmul_nbits_case(cid, bits, with_zero, K=40, N=6, block=16, bias=False):
+    blocks = (K + block - 1) // block
+    q = RNG.integers(0, 1 << bits, size=(N, blocks, block))
+    b = _nbits_pack(q, bits)
+    scales = RNG.uniform(0.01, 0.1, size=(N * blocks,)).astype(np.float32)
+    ins = [f32(3, K), b, scales]
+    if with_zero:
+        per = 8 // bits
+        z = RNG.integers(0, 1 << bits, size=(N, -(-blocks // per) * per))
+        ins.append(_nbits_pack(z, bits).reshape(-1))
+    else:
+        ins.append(None)
+    if bias:
+        ins += [None, f32(N)]
+    return ms_node(cid, "MatMulNBits", ins, dict(K=K, N=N, bits=bits, block_size=block),
+                   consts=range(1, len(ins)))
+
+
+def _rope_caches(max_pos, half):
+    ang = np.arange(max_pos).reshape(-1, 1) / (10000 ** (np.arange(half) / half))
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+def contrib_cases() -> list[Case]:
+    """onnxruntime's own ops, as its transformer optimizer and quantizer write them."""
+    cos, sin = _rope_caches(8, 4)
+    cos2, sin2 = _rope_caches(8, 2)
+    pos = np.array([[0, 1, 2], [3, 5, 7]], np.int64)
+    mask2 = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.int32)
+    return [
+        ms_node("ms_gelu", "Gelu", [f32(2, 3, 8)]),
+        ms_node("ms_bias_gelu", "BiasGelu", [f32(2, 3, 8), f32(8)], consts=[1]),
+        ms_node("ms_fast_gelu_bias", "FastGelu", [f32(2, 3, 8), f32(8)], consts=[1]),
+        ms_node("ms_fast_gelu", "FastGelu", [f32(4, 8)]),
+        ms_node("ms_quick_gelu", "QuickGelu", [f32(4, 8)], dict(alpha=1.5)),
+        ms_node("ms_fused_gemm_leaky", "FusedGemm", [f32(3, 5), f32(4, 5), f32(4)],
+                dict(transB=1, alpha=0.5, activation="LeakyRelu", activation_alpha=0.1), consts=[1, 2]),
+        ms_node("ms_fused_gemm_relu", "FusedGemm", [f32(3, 5), f32(5, 4)],
+                dict(activation="Relu"), consts=[1]),
+        ms_node("ms_fused_conv_relu", "FusedConv", [f32(1, 3, 6, 6), f32(4, 3, 3, 3), f32(4)],
+                dict(pads=[1, 1, 1, 1], activation="Relu"), consts=[1, 2]),
+        ms_node("ms_fused_conv_sum_clip", "FusedConv",
+                [f32(1, 3, 6, 6), f32(4, 3, 3, 3), f32(4), f32(1, 4, 4, 4)],
+                dict(activation="Clip", activation_params=[-0.5, 0.5]), consts=[1, 2]),
+        ms_node("ms_skip_ln", "SkipLayerNormalization",
+                [f32(2, 3, 8), f32(2, 3, 8), f32(8), f32(8), f32(8)], dict(epsilon=1e-5),
+                consts=[2, 3, 4], n_out=4, outputs_used=[0, 3]),
+        ms_node("ms_skip_ln_plain", "SkipLayerNormalization", [f32(2, 3, 8), f32(2, 3, 8), f32(8)],
+                consts=[2]),
+        ms_node("ms_skip_simplified_ln", "SkipSimplifiedLayerNormalization",
+                [f32(2, 3, 8), f32(2, 3, 8), f32(8), f32(8)], dict(epsilon=1e-6), consts=[2, 3],
+                n_out=4, outputs_used=[0, 3]),
+        ms_node("ms_simplified_ln", "SimplifiedLayerNormalization", [f32(2, 3, 8), f32(8)],
+                dict(epsilon=1e-6), consts=[1], domain=""),
+        ms_node("ms_layer_norm_opset13", "LayerNormalization", [f32(2, 3, 8), f32(8), f32(8)],
+                dict(epsilon=1e-5), consts=[1, 2], domain="", opset=13),
+        ms_node("ms_attention_mask2d", "Attention",
+                [f32(2, 4, 16), f32(16, 48, low=-0.5, high=0.5), f32(48), mask2],
+                dict(num_heads=2), consts=[1, 2]),
+        ms_node("ms_attention_causal_lengths", "Attention",
+                [f32(2, 4, 16), f32(16, 48, low=-0.5, high=0.5), f32(48), np.array([4, 2], np.int32)],
+                dict(num_heads=4, unidirectional=1), consts=[1, 2]),
+        ms_node("ms_attention_qkv_sizes", "Attention",
+                [f32(2, 4, 16), f32(16, 40, low=-0.5, high=0.5), f32(40)],
+                dict(num_heads=2, qkv_hidden_sizes=[16, 16, 8], scale=0.2), consts=[1, 2]),
+        ms_node("ms_mha", "MultiHeadAttention",
+                [f32(2, 3, 16), f32(2, 5, 16), f32(2, 5, 16), f32(48),
+                 np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], np.int32)],
+                dict(num_heads=2), n_out=3, outputs_used=[0]),
+        ms_node("ms_mha_causal_bias", "MultiHeadAttention",
+                [f32(2, 4, 16), f32(2, 4, 16), f32(2, 4, 16), None, None, f32(2, 2, 4, 4)],
+                dict(num_heads=2, unidirectional=1, scale=0.3), n_out=3, outputs_used=[0]),
+        ms_node("ms_gqa", "GroupQueryAttention",
+                [f32(2, 4, 32), f32(2, 4, 16), f32(2, 4, 16), None, None,
+                 np.array([3, 2], np.int32), np.array(4, np.int32)],
+                dict(num_heads=4, kv_num_heads=2), consts=[5, 6], n_out=3),
+        ms_node("ms_rotary", "RotaryEmbedding", [f32(2, 3, 16), pos, cos, sin],
+                dict(num_heads=2), consts=[2, 3]),
+        ms_node("ms_rotary_interleaved_4d", "RotaryEmbedding",
+                [f32(2, 2, 3, 8), pos, cos, sin], dict(interleaved=1), consts=[2, 3]),
+        ms_node("ms_rotary_partial_offset", "RotaryEmbedding",
+                [f32(2, 3, 16), np.array([2], np.int64), cos2, sin2],
+                dict(num_heads=2, rotary_embedding_dim=4), consts=[2, 3]),
+        _matmul_nbits_case("ms_matmul_4bits_zp", 4, True),
+        _matmul_nbits_case("ms_matmul_4bits", 4, False, bias=True),
+        _matmul_nbits_case("ms_matmul_8bits_zp", 8, True, K=32),
+    ]
+
+
+# ---------------------------------------------------------------- bfloat16
+def bfloat16_cases() -> list[Case]:
+    """bfloat16 tensors in, out and as initializers, against onnx's reference (ml_dtypes arrays,
+    as onnx's numpy_helper gives them)."""
+    import ml_dtypes
+
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    x = f32(2, 5).astype(bf16)
+    w = f32(5).astype(bf16)
+    edge = np.array([0.1, -0.3, 1.7, 1.00390625, 1.01171875, 3e38, -1e-3, np.inf, -np.inf, np.nan,
+                     -0.0], np.float32)
+
+    def one(cid, nodes, inputs, consts=None):
+        m, feeds = make_model(nodes, inputs, consts, opset=21)
+        return Case(cid, m, feeds, reference="onnx")
+
+    return [
+        one("bf16_add_mul", [N("Add", ["x", "w"], ["s"]), N("Mul", ["s", "x"], ["y"])],
+            {"x": x}, {"w": w}),
+        one("bf16_to_float", [N("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], {"x": x}),
+        one("float_to_bf16", [N("Cast", ["x"], ["y"], to=TensorProto.BFLOAT16)], {"x": edge}),
+        one("bf16_matmul_softmax", [N("MatMul", ["x", "w2"], ["m"]), N("Softmax", ["m"], ["y"])],
+            {"x": x}, {"w2": f32(5, 3).astype(bf16)}),
+    ]
+
+
+# ---------------------------------------------------------------- ops added for issue 12
+def added_ops_cases() -> list[Case]:
+    """The ops of the ONNX domain added with the onnxruntime ops: pooling in 3-D and Lp pooling,
+    sampling (GridSample, AffineGrid, RoiAlign), NonMaxSuppression, ReverseSequence, DFT,
+    RotaryEmbedding, SwiGLU, and the integer ops on quantized data."""
+    x5 = f32(1, 2, 5, 6, 4)
+    x = f32(2, 3, 6, 7)
+    boxes = np.array([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.1, 1.0, 1.1], [0.0, -0.1, 1.0, 0.9],
+                       [0.0, 10.0, 1.0, 11.0], [1.0, 10.1, 0.0, 11.1], [0.0, 100.0, 1.0, 101.0]]],
+                     np.float32)
+    scores = np.array([[[0.9, 0.75, 0.6, 0.95, 0.5, 0.3], [0.1, 0.8, 0.2, 0.3, 0.9, 0.4]]], np.float32)
+    u8 = np.random.default_rng(7).integers(0, 255, size=(3, 5)).astype(np.uint8)
+    u8b = np.random.default_rng(8).integers(0, 255, size=(5, 4)).astype(np.uint8)
+    xq = np.random.default_rng(9).integers(0, 255, size=(1, 2, 5, 5)).astype(np.uint8)
+    wq = np.random.default_rng(10).integers(0, 255, size=(3, 2, 3, 3)).astype(np.uint8)
+    rope_cos, rope_sin = _rope_caches(8, 4)
+    c = [
+        node("MaxPool-3d-pads-ceil", "MaxPool", [x5],
+             {"kernel_shape": [2, 3, 2], "strides": [2, 1, 2], "pads": [1, 0, 1, 0, 1, 1], "ceil_mode": 1}),
+        node("AveragePool-3d-exclude-pad", "AveragePool", [x5],
+             {"kernel_shape": [3, 2, 2], "pads": [1, 1, 0, 1, 0, 1]}),
+        node("LpPool-p3-strides-pads", "LpPool", [x], {"kernel_shape": [3, 2], "strides": [2, 1],
+                                                      "pads": [1, 0, 1, 1], "p": 3}, opset=18),
+        node("LpPool-1d-p2", "LpPool", [f32(2, 3, 9)], {"kernel_shape": [3], "strides": [2]}),
+        node("GridSample-bilinear-zeros", "GridSample", [x, f32(2, 4, 5, 2, low=-1.2, high=1.2)],
+             {"align_corners": 0}, opset=20),
+        node("GridSample-bicubic-border-in-range", "GridSample", [x, f32(2, 3, 4, 2, low=-0.9, high=0.9)],
+             {"mode": "cubic", "padding_mode": "border", "align_corners": 1}, opset=20),
+        node("GridSample-nearest-reflection", "GridSample", [x, f32(2, 3, 4, 2, low=-1.5, high=1.5)],
+             {"mode": "nearest", "padding_mode": "reflection"}, opset=20),
+        node("AffineGrid-2d", "AffineGrid", [f32(2, 2, 3), i64(2, 3, 4, 5)], consts=(1,), opset=20),
+        node("RoiAlign-avg-half-pixel", "RoiAlign",
+             [x, np.array([[0.5, 0.5, 4.0, 3.5], [1.0, 0.0, 6.0, 5.0]], np.float32), i64(0, 1)],
+             {"output_height": 2, "output_width": 3, "sampling_ratio": 2, "spatial_scale": 0.9}, opset=16),
+        node("NonMaxSuppression", "NonMaxSuppression",
+             [boxes, scores, i64(2), np.array([0.5], np.float32), np.array([0.0], np.float32)],
+             consts=(2, 3, 4), opset=11),
+        node("NonMaxSuppression-center", "NonMaxSuppression",
+             [boxes, scores, i64(3), np.array([0.4], np.float32)], {"center_point_box": 1},
+             consts=(2, 3), opset=11),
+        node("ReverseSequence-batch0", "ReverseSequence", [f32(3, 4, 2), i64(4, 1, 2)],
+             {"batch_axis": 0, "time_axis": 1}),
+        node("ReverseSequence-time0", "ReverseSequence", [f32(4, 3, 2), i64(2, 4, 3)],
+             {"batch_axis": 1, "time_axis": 0}),
+        node("DFT-complex-axis1", "DFT", [f32(2, 6, 3, 2), None, np.array(1, np.int64)], consts=(2,),
+             opset=20),
+        node("DFT-real-onesided", "DFT", [f32(2, 8, 1), np.array(6, np.int64)], {"onesided": 1},
+             consts=(1,), opset=20),
+        node("DFT-inverse", "DFT", [f32(3, 5, 2)], {"inverse": 1}, opset=20),
+        node("RotaryEmbedding-3d", "RotaryEmbedding",
+             [f32(2, 3, 16), rope_cos, rope_sin, np.array([[0, 1, 2], [4, 5, 6]], np.int64)],
+             {"num_heads": 2}, consts=(1, 2), opset=23),
+        node("MatMulInteger-zero-points", "MatMulInteger",
+             [u8, u8b, np.array(120, np.uint8), np.array(130, np.uint8)], consts=(2, 3), opset=10),
+        node("ConvInteger-pads", "ConvInteger", [xq, wq, np.array(100, np.uint8)],
+             {"pads": [1, 1, 1, 1]}, consts=(1, 2), opset=10),
+        node("QLinearMatMul", "QLinearMatMul",
+             [u8, np.array(0.02, np.float32), np.array(120, np.uint8), u8b,
+              np.array(0.03, np.float32), np.array(130, np.uint8), np.array(0.5, np.float32),
+              np.array(128, np.uint8)], consts=(1, 2, 3, 4, 5, 6, 7), opset=10),
+        node("QLinearConv-bias", "QLinearConv",
+             [xq, np.array(0.02, np.float32), np.array(100, np.uint8), wq,
+              np.array([0.01, 0.02, 0.015], np.float32), np.array([128, 128, 128], np.uint8),
+              np.array(0.4, np.float32), np.array(5, np.uint8),
+              np.array([100, -200, 50], np.int32)],
+             {"pads": [1, 1, 1, 1]}, consts=(1, 2, 3, 4, 5, 6, 7, 8), opset=10),
+    ]
+    # outside the grid, onnx's reference (followed here) clamps a cubic sample's coordinate to
+    # the border before taking its 16 taps; onnxruntime, like PyTorch, clamps each tap instead
+    m, feeds = make_model([N("GridSample", ["x", "g"], ["y"], mode="cubic", padding_mode="border",
+                             align_corners=1)], {"x": x, "g": f32(2, 3, 4, 2, low=-1.3, high=1.3)},
+                          opset=20)
+    c.append(Case("GridSample-bicubic-border-outside", m, feeds, reference="onnx"))
+    swiglu, feeds = make_model([N("SwiGLU", ["a", "b"], ["y"], alpha=1.3)],
+                               {"a": f32(2, 6), "b": f32(2, 6)}, opset=28)
+    c.append(Case("SwiGLU-alpha", swiglu, feeds, reference="onnx"))  # onnxruntime 1.32: no opset 28
+    return c
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
@@ -634,4 +874,7 @@ GROUPS = {
     "edge": edge_cases,
     "recurrent": recurrent_cases,
     "loop": loop_cases,
+    "contrib": contrib_cases,
+    "bfloat16": bfloat16_cases,
+    "added_ops": added_ops_cases,
 }

@@ -45,3 +45,23 @@ def test_outputs_of_one_run_survive_the_next(converted):
     (second,) = model.run(None, other)
     np.testing.assert_array_equal(first, kept)
     assert not np.allclose(first, second)
+
+
+def test_bfloat16_in_and_out_as_ml_dtypes_and_torch(converted):
+    """bfloat16 crosses the boundary as ml_dtypes arrays (numpy) or torch.bfloat16 tensors, the
+    values computed against onnx's reference evaluator."""
+    import ml_dtypes
+    import pytest
+    from onnx.reference import ReferenceEvaluator
+
+    torch = pytest.importorskip("torch")
+    group = converted("bfloat16")
+    case = group.cases["bf16_add_mul"]
+    model = group.models[case.id]
+    assert model.inputs[0].dtype == np.dtype(ml_dtypes.bfloat16)
+    assert model.inputs[0].type == "tensor(bfloat16)"
+    want = ReferenceEvaluator(case.model).run(None, case.feeds)[0]
+    x = torch.from_numpy(case.feeds["x"].astype(np.float32)).to(torch.bfloat16)
+    y = model(x)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.bfloat16
+    assert_matches(y.float().numpy().astype(ml_dtypes.bfloat16), want, "torch bfloat16")

@@ -100,3 +100,28 @@ def test_axis_of_a_per_tensor_scale_is_accepted(op):
         initializer=[numpy_helper.from_array(np.array(0.05, np.float32), "s"),
                      numpy_helper.from_array(np.array(3, np.uint8), "z")])
     _lower(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def _ms_model(op, attrs, opset_ms=True):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 8])
+    node = helper.make_node(op, ["x"], ["y"], domain="com.microsoft", **attrs)
+    g = helper.make_graph([node], "ms", [x], [y])
+    imports = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.microsoft", 1)] if opset_ms else [])
+    return helper.make_model(g, opset_imports=imports)
+
+
+def test_onnxruntime_op_with_an_attribute_its_converter_ignores_raises():
+    """com.microsoft ops have no onnx schema, so every set attribute their converter does not
+    read is reported (there is no schema default to compare with)."""
+    _lower(_ms_model("QuickGelu", {"alpha": 1.5}))  # read: fine
+    with pytest.raises(ConversionError, match="'approximate'"):
+        _lower(_ms_model("QuickGelu", {"approximate": "tanh"}))
+
+
+def test_onnxruntime_op_without_its_domain_imported_is_refused():
+    from onnx2max.errors import InvalidModelError
+    from onnx2max.load import load_model
+
+    with pytest.raises(InvalidModelError, match="com.microsoft"):
+        load_model(_ms_model("QuickGelu", {}, opset_ms=False))

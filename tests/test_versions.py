@@ -34,9 +34,26 @@ def _what_changed(op_type: str, old: int, new: int) -> str:
     return ", ".join(changed) if changed else "same fields: read the documentation diff"
 
 
+def _onnx_ops():
+    """Registered ops of the ONNX domain that onnx defines (not onnxruntime's own ops there,
+    :data:`registry.ORT_ONNX_DOMAIN_OPS`, that onnx lacks: they have one version, 1)."""
+    return [(d, op, since) for d, op, since in registry.supported_ops()
+            if d == "ai.onnx" and _schema_versions(op)]
+
+
+def test_ops_outside_onnx_are_onnxruntime_ops():
+    """Every registered op either has onnx schemas, or is onnxruntime's (com.microsoft, or
+    one of the two it defines in the ONNX domain) with the single version 1."""
+    for domain, op_type, since in registry.supported_ops():
+        if domain == "ai.onnx" and _schema_versions(op_type):
+            continue
+        assert domain == "com.microsoft" or op_type in registry.ORT_ONNX_DOMAIN_OPS, (domain, op_type)
+        assert since == [1], (domain, op_type, since)
+
+
 def test_every_converter_is_checked_up_to_the_installed_onnx():
     stale = []
-    for domain, op_type, _ in registry.supported_ops():
+    for domain, op_type, _ in _onnx_ops():
         domain = "" if domain == "ai.onnx" else domain
         newest = versions.reviewed(domain, op_type)
         assert newest is not None, f"{op_type} has no entry in onnx2max/versions.py REVIEWED"
@@ -50,7 +67,7 @@ def test_every_converter_is_checked_up_to_the_installed_onnx():
 
 
 def test_reviewed_table_holds_registered_ops_at_real_versions():
-    ops = {op for _, op, _ in registry.supported_ops()}
+    ops = {op for _, op, _ in _onnx_ops()}
     assert set(versions.REVIEWED) == ops
     for op_type, v in versions.REVIEWED.items():
         assert v in _schema_versions(op_type), f"{op_type}-{v} is not a version of {op_type}"

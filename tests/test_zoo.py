@@ -37,9 +37,38 @@ def _export(names, folder):
     return entries
 
 
+#: the zoo's encoder after onnxruntime's transformer optimizer: name -> (optimize_model keywords,
+#: gelu approximation, the com.microsoft ops it must contain)
+ORT_FUSED = {
+    "transformer_encoder_ort_fused": ({"opt_level": 0}, False, {"BiasGelu"}),
+    "transformer_encoder_ort_fused_fast": ({"opt_level": 1}, True, {"SkipLayerNormalization", "FastGelu"}),
+}
+
+
+def _ort_optimized(path, folder):
+    """The zoo encoder rewritten by ``onnxruntime.transformers.optimizer.optimize_model`` (BERT
+    fusions; opt_level 1 adds onnxruntime's own graph optimizations): ``{name: path}``."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    out = {}
+    for name, (kw, approx, _) in ORT_FUSED.items():
+        options = FusionOptions("bert")
+        options.enable_gelu_approximation = approx
+        opt = optimize_model(str(path), model_type="bert", num_heads=4, hidden_size=64,
+                             optimization_options=options, **kw)
+        out[name] = folder / f"{name}.onnx"
+        opt.save_model_to_file(str(out[name]))
+    return out
+
+
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
-    entries = _export(DEFAULT, tmp_path_factory.mktemp("zoo"))
+    folder = tmp_path_factory.mktemp("zoo")
+    entries = _export(DEFAULT, folder)
+    path, inputs, ref = entries["transformer_encoder"]
+    for name, fused in _ort_optimized(path, folder).items():
+        entries[name] = (fused, inputs, ref)
     paths = [e[0] for e in entries.values()]
     models = onnx2max.from_onnx_many(paths, progress=False)
     return {n: (*entries[n], m) for n, m in zip(entries, models)}
@@ -55,6 +84,23 @@ def _check(name, path, inputs, torch_out, model):
 @pytest.mark.parametrize("name", DEFAULT)
 def test_zoo_model_matches_torch_and_onnxruntime(zoo, name):
     _check(name, *zoo[name])
+
+
+@pytest.mark.parametrize("name", ORT_FUSED)
+def test_encoder_fused_by_onnxruntime_matches_onnxruntime(zoo, name):
+    """The com.microsoft ops onnxruntime's transformer optimizer writes (BiasGelu,
+    SkipLayerNormalization, FastGelu, ...), in a real model, against onnxruntime running the same
+    file; the exact-GELU variant also against torch."""
+    import onnx
+
+    path, inputs, torch_out, model = zoo[name]
+    ms_ops = {n.op_type for n in onnx.load(path).graph.node if n.domain == "com.microsoft"}
+    assert ORT_FUSED[name][2] <= ms_ops, f"the optimizer wrote {sorted(ms_ops)}"
+    feeds = {s.name: a for s, a in zip(model.inputs, inputs)}
+    (got,) = model.run(None, feeds)
+    assert_matches(got, ort_run(path.read_bytes(), feeds)[0], f"{name} vs onnxruntime")
+    if not ORT_FUSED[name][1]:  # FastGelu is the tanh approximation: not torch's exact GELU
+        assert_matches(got, torch_out, f"{name} vs torch")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     activation,
     attention,
     bitwise,
+    contrib,
     control,
     elementwise,
     indexing,
@@ -16,4 +17,5 @@ from . import (  # noqa: F401
     reduce,
     resize,
     shape,
+    signal,
 )

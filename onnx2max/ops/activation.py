@@ -202,3 +202,13 @@ def mean(ctx):
 def swish(ctx, x):
     """ONNX ``Swish``: ``x * sigmoid(alpha * x)`` (alpha default 1)."""
     return x * ops.sigmoid(x * _c(x, float(ctx.attr("alpha"))))
+
+
+@converter("SwiGLU", since=28, layout_agnostic=True)
+def swiglu(ctx):
+    """ONNX ``SwiGLU`` (opset 28): ``Swish_alpha(A) * B`` with ``Swish_alpha(a) = a *
+    sigmoid(alpha * a)``; A and B of one shape."""
+    a, b = ctx.input(0), ctx.input(1)
+    if ctx.dims(0) != ctx.dims(1):
+        raise ctx.error(f"A has shape {ctx.dims(0)} and B {ctx.dims(1)}; SwiGLU needs one shape")
+    return a * ops.sigmoid(a * _c(a, float(ctx.attr("alpha")))) * b

@@ -162,3 +162,14 @@ def _attention(ctx):
 def attention(ctx):
     """ONNX ``Attention`` (see the module docstring)."""
     return _attention(ctx)
+
+
+@converter("RotaryEmbedding", since=23)
+def rotary_embedding(ctx):
+    """ONNX ``RotaryEmbedding`` (opset 23): input ``(B, S, N*H)`` (``num_heads``) or
+    ``(B, N, S, H)``, the first ``rotary_embedding_dim`` features (default all) rotated by the
+    ``cos_cache``/``sin_cache`` rows of ``position_ids`` (or caches already ``(B, S, rot/2)``),
+    in halves or ``interleaved`` pairs, as ``onnx/reference/ops/op_rotary_embedding.py``."""
+    from .contrib import rotary
+
+    return rotary(ctx, 0, 1, 2, 3, ms=False)

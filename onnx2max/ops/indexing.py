@@ -468,3 +468,31 @@ def compress(ctx):
         x = ops.reshape(x, [-1])
         axis = 0
     return ops.gather(x, idx, axis=int(axis) % ctx.rank(0))
+
+
+@converter("ReverseSequence", since=10)
+def reverse_sequence(ctx):
+    """ONNX ``ReverseSequence``: along ``time_axis``, the first ``sequence_lens[b]`` elements of
+    each batch entry (``batch_axis``) reversed, the rest copied. One MAX ``ops.gather`` over the
+    flattened (batch, time) rows, with source rows computed from ``sequence_lens`` at run time."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    ba, ta = int(ctx.attr("batch_axis")), int(ctx.attr("time_axis"))
+    if sorted((ba, ta)) != [0, 1]:
+        raise ctx.error(f"batch_axis {ba} and time_axis {ta}; they must be 0 and 1")
+    r = len(xs)
+    b, t = xs[ba], xs[ta]
+    rest = list(xs[2:])
+    if ba == 1:
+        x = ops.permute(x, [1, 0, *range(2, r)])  # (B, T, ...)
+    dev = x.device
+    lens = ops.reshape(ops.cast(ctx.input(1), DType.int64), [b, 1])
+    steps = make_constant(np.arange(t, dtype=np.int64).reshape(1, t), dev)
+    src = ops.where(steps < lens, lens - make_constant(np.int64(1), dev) - steps,
+                    ops.broadcast_to(steps, [b, t]))
+    rows = src + make_constant((np.arange(b, dtype=np.int64) * t).reshape(b, 1), dev)
+    y = ops.gather(ops.reshape(x, [b * t, *rest]), ops.reshape(rows, [b * t]), axis=0)
+    y = ops.reshape(y, [b, t, *rest])
+    if ba == 1:
+        y = ops.permute(y, [1, 0, *range(2, r)])
+    return y

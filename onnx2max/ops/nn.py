@@ -3,13 +3,13 @@ names). Convolutions and pools run channels-last on MAX (see ``onnx2max/layout.p
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 from max.graph.type import FilterLayout
 
+from .. import dtypes
 from ..layout import ChannelsLast
 from ..lower import dims_of, pointwise_matmul
 from .shape import _prod
@@ -216,8 +216,8 @@ def conv_transpose(ctx):
 
 def _pool_geometry(ctx, xs):
     nd = len(xs) - 2
-    if nd not in (1, 2):
-        raise ctx.error(f"{nd}-D pooling is not supported (1-D and 2-D are)")
+    if nd not in (1, 2, 3):
+        raise ctx.error(f"{nd}-D pooling is not supported (1-D, 2-D and 3-D are)")
     kernel, strides, dil, begins, ends = _window_attrs(ctx, xs[2:])
     ceil_mode = bool(ctx.attr("ceil_mode") or 0)
     outs = []
@@ -245,7 +245,8 @@ def _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, value):
     if any(paddings):
         x = ops.pad(x, paddings, mode="constant", value=value)
     if any(crop):
-        x = x[:, : int(x.shape[1]) - crop[0], : int(x.shape[2]) - crop[1], :]
+        x = x[(slice(None), *(slice(0, int(x.shape[a + 1]) - c) for a, c in enumerate(crop)),
+               slice(None))]
     return x
 
 
@@ -255,16 +256,36 @@ def _lowest(dtype: DType):
     return int(np.iinfo(dtype.to_numpy()).min)
 
 
+def _pool3d(x, xs, geometry, value, pool2d):
+    """3-D pooling as two MAX 2-D poolings, which is exact because max and sum are separable:
+    ``pool2d`` over (H, W) of the explicitly padded ``(N*D, H, W, C)``, then over D of
+    ``(N, D, H'*W', C)``. Returns the channels-last ``(N, D', H', W', C)`` window result."""
+    _, kernel, strides, dil, begins, ends, outs = geometry
+    x = ops.permute(x, [0, 2, 3, 4, 1])  # (N, C, D, H, W) -> (N, D, H, W, C)
+    x = _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, value)
+    n, c = xs[0], xs[1]
+    dd, hh, ww = (int(v) for v in x.shape[1:4])
+    y = pool2d(ops.reshape(x, [n * dd, hh, ww, c]), tuple(kernel[1:]), tuple(strides[1:]), tuple(dil[1:]))
+    ho, wo = int(y.shape[1]), int(y.shape[2])
+    y = pool2d(ops.reshape(y, [n, dd, ho * wo, c]), (kernel[0], 1), (strides[0], 1), (dil[0], 1))
+    return ops.reshape(y, [n, int(y.shape[1]), ho, wo, c])
+
+
 @converter("MaxPool")
 def max_pool(ctx):
-    """ONNX ``MaxPool``, 1-D and 2-D: pads (asymmetric too), auto_pad, dilations, ceil_mode.
-    Pads become explicit ``-inf`` cells, then MAX ``ops.max_pool2d`` (NHWC) with no padding.
-    The optional ``Indices`` output is not supported."""
+    """ONNX ``MaxPool``, 1-D, 2-D and 3-D: pads (asymmetric too), auto_pad, dilations,
+    ceil_mode. Pads become explicit ``-inf`` cells, then MAX ``ops.max_pool2d`` (NHWC) with no
+    padding (3-D: over (H, W), then over D). The optional ``Indices`` output is not supported."""
     if ctx.output_used(1):
         raise ctx.error("the Indices output of MaxPool is not supported")
     ctx.not_applicable("storage_order")  # the layout of the Indices output, which is not made
     xs = ctx.leading_dims(0)
-    nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
+    geometry = _pool_geometry(ctx, xs)
+    nd, kernel, strides, dil, begins, ends, outs = geometry
+    if nd == 3:
+        y = _pool3d(ctx.input(0), xs, geometry, _lowest(ctx.dtype(0)),
+                    lambda v, k, s, d: ops.max_pool2d(v, k, stride=s, dilation=d, padding=0))
+        return ops.permute(y, [0, 4, 1, 2, 3])
     x = ctx.input_last(0)
     if nd == 1:
         x = _as_2d_last(x)
@@ -285,17 +306,26 @@ def _window_counts(n, k, s, d, b, e, o, include_pad):
 
 @converter("AveragePool")
 def average_pool(ctx):
-    """ONNX ``AveragePool``, 1-D and 2-D: pads (asymmetric too), auto_pad, ceil_mode,
+    """ONNX ``AveragePool``, 1-D, 2-D and 3-D: pads (asymmetric too), auto_pad, ceil_mode,
     count_include_pad, dilations (opset 19). The window sums come from MAX ``ops.avg_pool2d``
     over an explicitly zero-padded input; the divisor per output cell is computed at conversion
     from the static geometry."""
     xs = ctx.leading_dims(0)
-    nd, kernel, strides, dil, begins, ends, outs = _pool_geometry(ctx, xs)
+    geometry = _pool_geometry(ctx, xs)
+    nd, kernel, strides, dil, begins, ends, outs = geometry
     include = bool(ctx.attr("count_include_pad") or 0)
     counts = [
         _window_counts(n, k, s, d, b, e, o, include)
         for n, k, s, d, b, e, o in zip(xs[2:], kernel, strides, dil, begins, ends, outs)
     ]
+    if nd == 3:  # window sums over (H, W) then D; the divisor per axis (separable too)
+        y = _pool3d(ctx.input(0), xs, geometry, 0.0,
+                    lambda v, k, s, d: ops.avg_pool2d(v, k, stride=s, dilation=d, padding=0))
+        np_dt = y.dtype.to_numpy()
+        for axis, (k, cnt) in enumerate(zip(kernel, counts)):
+            shape = [-1 if a == axis else 1 for a in range(3)] + [1]
+            y = y * ctx.constant((k / cnt).astype(np_dt).reshape(shape), y.dtype)
+        return ops.permute(y, [0, 4, 1, 2, 3])
     x = ctx.input_last(0)
     if nd == 1:
         x = _as_2d_last(x)
@@ -314,6 +344,51 @@ def average_pool(ctx):
         np_dt = y.dtype.to_numpy()
         y = y * ctx.constant((area / ch).astype(np_dt).reshape(-1, 1, 1), y.dtype)
         y = y * ctx.constant((1.0 / cw).astype(np_dt).reshape(-1, 1), y.dtype)
+    if nd == 1:
+        y = ops.squeeze(y, 1)
+    return ChannelsLast(y)
+
+
+@converter("LpPool")
+def lp_pool(ctx):
+    """ONNX ``LpPool``, 1-D, 2-D and 3-D: ``(sum over the window of |x|^p)^(1/p)``, with pads,
+    auto_pad, strides, and from opset 18 dilations and ceil_mode (padding cells count as 0).
+    The window sums of the explicitly zero-padded ``|x|^p`` are a depthwise MAX ``ops.conv2d``
+    with a ones filter (3-D: ``ops.avg_pool2d`` twice, times the window volume)."""
+    xs = ctx.leading_dims(0)
+    geometry = _pool_geometry(ctx, xs)
+    nd, kernel, strides, dil, begins, ends, outs = geometry
+    p = float(ctx.attr("p"))
+
+    # p != 2 as exp(p * log|x|) and exp(log(s) / p) (0 stays 0 through log -> -inf -> exp):
+    # ops.pow here failed MAX 26.7's verifier ("'map.load' op failed to verify that result type
+    # matches tensor element type")
+    def power(v):
+        a = ops.abs(v)
+        return a * a if p == 2.0 else ops.exp(ops.log(a) * p)
+
+    def root(v):
+        return ops.sqrt(v) if p == 2.0 else ops.exp(ops.log(v) * (1.0 / p))
+
+    if nd == 3:
+        y = _pool3d(power(ctx.input(0)), xs, geometry, 0.0,
+                    lambda v, k, s, d: ops.avg_pool2d(v, k, stride=s, dilation=d, padding=0))
+        y = root(y * float(kernel[0] * kernel[1] * kernel[2]))
+        return ops.permute(y, [0, 4, 1, 2, 3])
+    x = power(ctx.input_last(0))
+    if nd == 1:
+        x = _as_2d_last(x)
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begins, ends, outs = [0, *begins], [0, *ends], [1, *outs]
+    x = _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, 0.0)
+    # window sums: a depthwise convolution with a ones filter (ops.avg_pool2d over |x|^p failed
+    # MAX 26.7's verifier for several geometries: "'map.load' op failed to verify that result
+    # type matches tensor element type")
+    c = int(x.shape[-1])
+    ones = ctx.constant(np.ones((kernel[0], kernel[1], 1, c), dtypes.numpy_of_max(x.dtype)), x.dtype)
+    y = ops.conv2d(x, ones, stride=tuple(strides), dilation=tuple(dil), padding=(0, 0, 0, 0),
+                   groups=c, filter_layout=FilterLayout.RSCF)
+    y = root(y)
     if nd == 1:
         y = ops.squeeze(y, 1)
     return ChannelsLast(y)
@@ -470,3 +545,90 @@ def log_softmax_v1(ctx):
 def log_softmax_v13(ctx):
     """ONNX ``LogSoftmax`` from opset 13, along ``axis``. MAX ``ops.logsoftmax``."""
     return _softmax_v13(ctx, ops.logsoftmax)
+
+
+@converter("NonMaxSuppression", since=10)
+def non_max_suppression(ctx):
+    """ONNX ``NonMaxSuppression``: per (batch, class), boxes scoring above ``score_threshold``
+    taken greedily by score, suppressing those whose IoU with a taken box exceeds
+    ``iou_threshold``, at most ``max_output_boxes_per_class`` each (default 0: none). Output
+    ``(count, 3)`` int64 rows ``(batch, class, box)``; ``count`` is a symbolic dim known only at
+    run time. MAX ``ops.non_maximum_suppression``, on corners reordered to ``(min y, min x,
+    max y, max x)`` (ONNX allows any diagonal pair), or converted from ``center_point_box=1``'s
+    ``(x center, y center, width, height)``."""
+    boxes, scores = ctx.input(0), ctx.input(1)
+    dt = boxes.dtype
+    if int(ctx.attr("center_point_box") or 0):
+        xc, yc, w, h = (boxes[:, :, i:i + 1] for i in range(4))
+        half = ctx.constant(np.array(0.5), dt)
+        boxes = ops.concat([yc - h * half, xc - w * half, yc + h * half, xc + w * half], axis=-1)
+    else:
+        y1, x1, y2, x2 = (boxes[:, :, i:i + 1] for i in range(4))
+        boxes = ops.concat([ops.min(y1, y2), ops.min(x1, x2), ops.max(y1, y2), ops.max(x1, x2)],
+                           axis=-1)
+
+    def scalar(i, default, dtype):
+        if ctx.num_inputs > i and ctx.has_input(i):
+            return ops.cast(ops.reshape(ctx.input(i), []), dtype)
+        return ctx.constant(np.array(default), dtype)
+
+    return ops.non_maximum_suppression(
+        boxes, scores,
+        max_output_boxes_per_class=scalar(2, 0, DType.int64),
+        iou_threshold=scalar(3, 0.0, dt),
+        score_threshold=scalar(4, -np.inf, dt),
+        out_dim=ctx.new_dim("selected"))
+
+
+@converter("RoiAlign", since=10)
+def roi_align(ctx):
+    """ONNX ``RoiAlign``: for each ROI ``(x1, y1, x2, y2)`` of image ``batch_indices[r]``, an
+    ``output_height x output_width`` grid of bins, each the average (``mode='avg'``) or maximum
+    of ``sampling_ratio`` bilinear samples per axis (0: adaptive), coordinates scaled by
+    ``spatial_scale`` and shifted by half a pixel for ``coordinate_transformation_mode=
+    'half_pixel'`` (the opset 16 default). MAX ``ops.roi_align`` on the channels-last input."""
+    mode = ctx.attr("mode") or "avg"
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    ctm = ctx.attr("coordinate_transformation_mode") if ctx.opset >= 16 else "output_half_pixel"
+    ctm = ctm.decode() if isinstance(ctm, bytes) else ctm
+    if ctm not in ("half_pixel", "output_half_pixel"):
+        raise ctx.error(f"coordinate_transformation_mode '{ctm}' is not supported")
+    if ctx.rank(0) != 4:
+        raise ctx.error(f"X has rank {ctx.rank(0)}; RoiAlign needs (N, C, H, W)")
+    x = ctx.input_last(0)
+    rois = ctx.input(1)
+    idx = ops.cast(ops.reshape(ctx.input(2), [-1, 1]), rois.dtype)
+    y = ops.roi_align(
+        x, ops.concat([idx, rois], axis=1),
+        output_height=int(ctx.attr("output_height")), output_width=int(ctx.attr("output_width")),
+        spatial_scale=float(ctx.attr("spatial_scale")), sampling_ratio=float(ctx.attr("sampling_ratio")),
+        aligned=ctm == "half_pixel", mode=mode.upper())
+    return ChannelsLast(y)
+
+
+@converter("AffineGrid", since=20)
+def affine_grid(ctx):
+    """ONNX ``AffineGrid``: the sampling grid ``theta @ [x, y, (z,) 1]`` over the normalised
+    coordinates of ``size`` (input 1, known at conversion: ``(N, C, H, W)`` or
+    ``(N, C, D, H, W)``), ``align_corners`` placing them at pixel corners or centres. Output
+    ``(N, H, W, 2)`` or ``(N, D, H, W, 3)``, coordinates in (x, y, z) order. The base grid is
+    built at conversion; the product with ``theta`` is a MAX ``ops.matmul``."""
+    size = [int(v) for v in np.asarray(ctx.const(1)).reshape(-1)]
+    if len(size) not in (4, 5):
+        raise ctx.error(f"size {size}; expected (N, C, H, W) or (N, C, D, H, W)")
+    spatial = size[2:]
+    align = bool(ctx.attr("align_corners"))
+
+    def axis(n):
+        if align:
+            return np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
+        return (np.arange(n) * 2.0 + 1.0) / n - 1.0
+
+    mesh = np.meshgrid(*[axis(n) for n in spatial], indexing="ij")  # (D,) H, W order
+    coords = [m.reshape(-1) for m in reversed(mesh)]  # x (W) first, then y, z
+    base = np.stack([*coords, np.ones_like(coords[0])], axis=0)  # (nd + 1, points)
+    theta = ctx.input(0)  # (N, nd, nd + 1)
+    np_dt = np.dtype(theta.dtype.to_numpy())
+    grid = ops.matmul(theta, ctx.constant(base.astype(np_dt), theta.dtype))  # (N, nd, points)
+    nd = len(spatial)
+    return ops.reshape(ops.permute(grid, [0, 2, 1]), [size[0], *spatial, nd])

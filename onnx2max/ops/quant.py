@@ -1,6 +1,8 @@
 """Linear quantization: QuantizeLinear and DequantizeLinear (ONNX sections of the same
 names) for the integer types MAX has (int8, uint8, int16, uint16, int32), per tensor, per axis
-or per block (``block_size``, opset 21). 2-, 4- and 8-bit float types are not MAX types.
+or per block (``block_size``, opset 21). 2- and 4-bit types are not MAX types, and MAX 26.7 has
+no 8-bit floats on CPU. The integer ops on quantized data (MatMulInteger, ConvInteger,
+QLinearMatMul, QLinearConv) are here too.
 """
 
 from __future__ import annotations
@@ -121,3 +123,138 @@ def dynamic_quantize(ctx):
     zp = ops.min(ops.max(ops.round(-lo / scale), zero), top)
     y = ops.min(ops.max(ops.round(x / scale) + zp, zero), top)
     return ops.cast(y, DType.uint8), scale, ops.cast(zp, DType.uint8)
+
+
+def _centered(ctx, i: int, zp_i: int, dtype: DType, axis: int | None = None) -> TensorValue:
+    """Input ``i`` minus its zero point (input ``zp_i``, scalar or 1-D along ``axis``), as
+    ``dtype``."""
+    v = ops.cast(ctx.input(i), dtype)
+    if ctx.num_inputs > zp_i and ctx.has_input(zp_i):
+        z = ops.cast(ctx.input(zp_i), dtype)
+        zs = ctx.shape(zp_i)
+        if len(zs) == 1 and zs[0] > 1 and axis is not None:
+            r = ctx.rank(i)
+            z = ops.reshape(z, [zs[0] if a == axis % r else 1 for a in range(r)])
+        elif len(zs) == 1:
+            z = ops.reshape(z, [])
+        v = v - z
+    return v
+
+
+@converter("MatMulInteger", since=10)
+def matmul_integer(ctx):
+    """ONNX ``MatMulInteger``: ``(A - a_zero_point) @ (B - b_zero_point)`` in int32 (zero points
+    per tensor, per row of A or per column of B). MAX ``ops.matmul`` on int32."""
+    a = _centered(ctx, 0, 2, DType.int32, axis=-2)
+    b = _centered(ctx, 1, 3, DType.int32, axis=-1)
+    return ops.matmul(a, b)
+
+
+def _requantize(ctx, y: TensorValue, scale_i: int, zp_i: int) -> TensorValue:
+    """``saturate(round(y / y_scale) + y_zero_point)`` into the zero point's integer type."""
+    out = ctx.dtype(zp_i)
+    if out not in _INT:
+        raise ctx.error(f"output zero point of type {out}; expected an 8-bit integer")
+    info = np.iinfo(_INT[out])
+    q = ops.round(y / ops.cast(ctx.input(scale_i), DType.float32)) + ops.cast(ctx.input(zp_i), DType.float32)
+    lo = make_constant(float(info.min), ctx.device, DType.float32)
+    hi = make_constant(float(info.max), ctx.device, DType.float32)
+    return ops.cast(ops.min(ops.max(q, lo), hi), out)
+
+
+def _scale(ctx, i: int, rank: int, axis: int) -> TensorValue:
+    s = ops.cast(ctx.input(i), DType.float32)
+    shape = ctx.shape(i)
+    if len(shape) == 1 and shape[0] > 1:
+        return ops.reshape(s, [shape[0] if a == axis % rank else 1 for a in range(rank)])
+    return ops.reshape(s, []) if len(shape) else s
+
+
+@converter("QLinearMatMul", since=10)
+def qlinear_matmul(ctx):
+    """ONNX ``QLinearMatMul``: ``a`` and ``b`` dequantized (scales and zero points per tensor,
+    per row of a, per column of b), multiplied in float32, requantized with ``y_scale`` and
+    ``y_zero_point`` (rounding halves to even, saturating)."""
+    a = _centered(ctx, 0, 2, DType.float32, axis=-2) * _scale(ctx, 1, ctx.rank(0), -2)
+    b = _centered(ctx, 3, 5, DType.float32, axis=-1) * _scale(ctx, 4, ctx.rank(3), -1)
+    return _requantize(ctx, ops.matmul(a, b), 6, 7)
+
+
+def _integer_conv(ctx, x: TensorValue, w: TensorValue, bias: TensorValue | None) -> TensorValue:
+    """ONNX Conv of float32 ``x`` and ``w`` (the integer values, exact in float32 while every
+    sum stays below 2^24), via the Conv converter's geometry (the node's own attributes)."""
+    from .nn import conv
+
+    class _View:  # the Conv converter, reading float inputs in place of the integer ones
+        def __init__(self, inputs):
+            self._inputs = inputs
+
+        def __getattr__(self, name):
+            return getattr(ctx, name)
+
+        def input(self, i):
+            return self._inputs[i]
+
+        def input_last(self, i):
+            return ops.permute(self._inputs[i], [0, *range(2, self._inputs[i].rank), 1])
+
+        def has_input(self, i):
+            return i < len(self._inputs) and self._inputs[i] is not None
+
+        def input_name(self, i):
+            return f"<{ctx.node.name or ctx.node.output[0]} input {i}>"
+
+        def shape(self, i):
+            return tuple(int(d) for d in self._inputs[i].shape)
+
+        def leading_dims(self, i, static_from=1):
+            return self.shape(i)
+
+        def derived(self, *args, **kwargs):  # no load-time weight forms of the raw integers
+            return None
+
+    y = conv(_View([x, w, bias]))
+    return y
+
+
+@converter("ConvInteger", since=10)
+def conv_integer(ctx):
+    """ONNX ``ConvInteger``: Conv of ``x - x_zero_point`` and ``w - w_zero_point`` (per tensor,
+    or per output channel for w), int32 result. Computed by MAX ``ops.conv2d`` in float32, which
+    is exact while every sum stays below 2^24 (e.g. 8-bit data with up to 258 products per
+    output)."""
+    x = _centered(ctx, 0, 2, DType.float32)
+    w = _centered(ctx, 1, 3, DType.float32, axis=0)
+    y = _integer_conv(ctx, x, w, None)
+    return _cast_result(y, DType.int32, round_first=True)
+
+
+def _cast_result(y, dtype, round_first=False):
+    from ..layout import ChannelsLast
+
+    last = isinstance(y, ChannelsLast)
+    v = y.value if last else y
+    if round_first:
+        v = ops.round(v)
+    v = ops.cast(v, dtype)
+    return ChannelsLast(v) if last else v
+
+
+@converter("QLinearConv", since=10)
+def qlinear_conv(ctx):
+    """ONNX ``QLinearConv``: ``x`` and ``w`` dequantized (w per tensor or per output channel),
+    Conv in float32 with the int32 bias ``B`` scaled by ``x_scale * w_scale``, requantized with
+    ``y_scale`` and ``y_zero_point``."""
+    x = _centered(ctx, 0, 2, DType.float32) * _scale(ctx, 1, ctx.rank(0), 1)
+    w = _centered(ctx, 3, 5, DType.float32, axis=0) * _scale(ctx, 4, ctx.rank(3), 0)
+    bias = None
+    if ctx.num_inputs > 8 and ctx.has_input(8):
+        ws = ops.reshape(ops.cast(ctx.input(4), DType.float32), [-1])
+        bias = ops.cast(ctx.input(8), DType.float32) * ws * ops.reshape(
+            ops.cast(ctx.input(1), DType.float32), [])
+    y = _integer_conv(ctx, x, w, bias)
+    from ..layout import ChannelsLast
+
+    last = isinstance(y, ChannelsLast)
+    v = _requantize(ctx, y.value if last else y, 6, 7)
+    return ChannelsLast(v) if last else v

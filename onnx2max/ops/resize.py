@@ -19,6 +19,8 @@ from max.dtype import DType
 from max.graph import TensorValue, ops
 from onnx import helper, numpy_helper
 
+from .. import dtypes
+from ..layout import ChannelsLast
 from ..lower import make_constant
 from ..registry import converter
 
@@ -166,3 +168,127 @@ def upsample(ctx):
     or linear, asymmetric coordinates."""
     scales = ctx.attr("scales") if ctx.opset < 9 else _opt_const(ctx, 1)
     return _resize(ctx, 10, None, np.asarray(scales, np.float32), None)
+
+
+def _gs_reflect(ctx, x: TensorValue, lo: float, hi: float) -> TensorValue:
+    """Reflect coordinates by the near border until they lie in ``[lo, hi]`` (the ONNX
+    reference's ``_gs_reflect``)."""
+    def c(v):
+        return ctx.constant(np.array(v, np.float32), DType.float32)
+
+    rng = hi - lo
+    if rng <= 0:
+        return ops.broadcast_to(c(lo), [int(d) for d in x.shape])
+    below = c(lo) - x
+    above = x - c(hi)
+    dx = ops.where(x < c(lo), below, above)
+    n = ops.floor(dx / c(rng))
+    r = dx - n * c(rng)
+    even = ops.equal(ops.floor(n / c(2.0)) * c(2.0), n)
+    low_side = ops.where(even, c(lo) + r, c(hi) - r)
+    high_side = ops.where(even, c(hi) - r, c(lo) + r)
+    out = ops.where(x < c(lo), low_side, ops.where(x > c(hi), high_side, x))
+    return out
+
+
+@converter("GridSample", since=16)
+def grid_sample(ctx):
+    """ONNX ``GridSample``, 2-D (``X (N, C, H, W)``, ``grid (N, H', W', 2)`` of (x, y) in
+    [-1, 1]): ``mode`` nearest (halves to even), linear / bilinear (4 taps) or cubic / bicubic
+    (16 taps, Keys' kernel with a = -0.75), ``padding_mode`` zeros, border or reflection,
+    ``align_corners``, step by step as the ONNX reference (``op_grid_sample.py``): grid values
+    denormalised, out-of-range coordinates clamped or reflected, each tap read with the padding
+    rule. Every tap is one MAX ``ops.gather`` of channels-last pixel rows."""
+    mode = ctx.attr("mode")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    pad = ctx.attr("padding_mode")
+    pad = pad.decode() if isinstance(pad, bytes) else pad
+    align = bool(ctx.attr("align_corners"))
+    xs = ctx.shape(0)
+    if len(xs) != 4:
+        raise ctx.error(f"X has rank {len(xs)}; only 2-D GridSample (N, C, H, W) is supported")
+    if mode not in ("nearest", "linear", "cubic") or pad not in ("zeros", "border", "reflection"):
+        raise ctx.error(f"mode '{mode}' / padding_mode '{pad}' not supported")
+    n, ch, h, w = xs
+    gs = ctx.shape(1)
+    ho, wo = gs[1], gs[2]
+
+    def c(v, dt=DType.float32):
+        return ctx.constant(np.array(v, dtypes.numpy_of_max(dt)), dt)
+
+    grid = ops.cast(ctx.input(1), DType.float32)
+    dims = {0: w, 1: h}  # grid's last axis: x (width) then y (height)
+    coords, borders = [], []
+    for k in (0, 1):
+        length = dims[k]
+        g = ops.squeeze(grid[:, :, :, k:k + 1], -1)  # (N, H', W')
+        if align:
+            x = (g + c(1.0)) / c(2.0) * c(float(length - 1))
+        else:
+            x = ((g + c(1.0)) * c(float(length)) - c(1.0)) / c(2.0)
+        lo, hi = (0.0, length - 1.0) if align else (-0.5, length - 0.5)
+        if mode == "nearest":
+            x = ops.round(x)  # MAX rounds halves to even, as numpy's rint
+        if pad == "border":  # only coordinates outside [lo, hi] move
+            outside = ops.logical_or(x < c(lo), x > c(hi))
+            x = ops.where(outside, ops.min(ops.max(x, c(0.0)), c(float(length - 1))), x)
+        elif pad == "reflection":
+            x = _gs_reflect(ctx, x, lo, hi)
+        coords.append(x)
+        borders.append((lo, hi))
+
+    def tap(k, i):
+        """Index (float, integral) ``i`` on axis k -> (clamped int64 index, weight mask)."""
+        length = dims[k]
+        mask = None
+        if pad == "zeros":
+            mask = ops.logical_and(i >= c(0.0), i <= c(float(length - 1)))
+        elif pad == "reflection":
+            i = ops.trunc(_gs_reflect(ctx, i, *borders[k]))
+        i = ops.min(ops.max(i, c(0.0)), c(float(length - 1)))
+        return ops.cast(i, DType.int64), mask
+
+    x_last = ctx.input_last(0)  # (N, H, W, C)
+    dt = x_last.dtype
+    rows = ops.reshape(x_last, [n * h * w, ch])
+    base = c((np.arange(n, dtype=np.int64) * (h * w)).reshape(n, 1, 1), DType.int64)
+
+    def pixel(iy, ix):
+        (yi, ym), (xi, xm) = tap(1, iy), tap(0, ix)
+        idx = ops.reshape(base + yi * c(np.int64(w), DType.int64) + xi, [n * ho * wo])
+        v = ops.reshape(ops.gather(rows, idx, axis=0), [n, ho, wo, ch])
+        mask = ym if xm is None else (xm if ym is None else ops.logical_and(ym, xm))
+        if mask is not None:
+            v = v * ops.unsqueeze(ops.cast(mask, dt), -1)
+        return v
+
+    def weights(f, taps):
+        """Interpolation weights of the fractional part ``f`` (N, H', W') for 2 or 4 taps."""
+        if taps == 2:
+            return [c(1.0) - f, f]
+        a = -0.75
+        t0, t1, t2, t3 = f + c(1.0), f, c(1.0) - f, c(2.0) - f
+        w0 = ((c(a) * t0 - c(5 * a)) * t0 + c(8 * a)) * t0 - c(4 * a)
+        w1 = (c(a + 2) * t1 - c(a + 3)) * t1 * t1 + c(1.0)
+        w2 = (c(a + 2) * t2 - c(a + 3)) * t2 * t2 + c(1.0)
+        w3 = ((c(a) * t3 - c(5 * a)) * t3 + c(8 * a)) * t3 - c(4 * a)
+        return [w0, w1, w2, w3]
+
+    if mode == "nearest":
+        y = pixel(coords[1], coords[0])
+    else:
+        taps = 2 if mode == "linear" else 4
+        first = 0 if taps == 2 else -1
+        fx, fy = ops.floor(coords[0]), ops.floor(coords[1])
+        wx, wy = weights(coords[0] - fx, taps), weights(coords[1] - fy, taps)
+        y = None
+        for a in range(taps):
+            row = None
+            for b in range(taps):
+                v = pixel(fy + c(float(first + a)), fx + c(float(first + b)))
+                v = v * ops.unsqueeze(ops.cast(wx[b], dt), -1)
+                row = v if row is None else row + v
+            row = row * ops.unsqueeze(ops.cast(wy[a], dt), -1)
+            y = row if y is None else y + row
+    return ChannelsLast(y)

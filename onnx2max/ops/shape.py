@@ -414,14 +414,16 @@ def _cast(ctx, x, to: int):
     if x.dtype == target:
         return x
     if target == DType.bool:
-        return ops.not_equal(x, ctx.constant(np.zeros((), dtype=x.dtype.to_numpy()), x.dtype))
+        return ops.not_equal(x, ctx.constant(np.zeros((), dtype=dtypes.numpy_of_max(x.dtype)),
+                                             x.dtype))
     return ops.cast(x, target)
 
 
 @converter("Cast")
 def cast(ctx):
     """ONNX ``Cast`` to the type ``to``; float -> int truncates toward zero; -> bool is
-    ``x != 0``. MAX ``ops.cast``."""
+    ``x != 0``; to and from bfloat16 too. MAX ``ops.cast``. The 8-bit float types are not
+    supported (MAX 26.7 has none on CPU), nor the 2- and 4-bit ones."""
     return _cast(ctx, ctx.input(0), int(ctx.attr("to")))
 
 
@@ -479,3 +481,16 @@ def range_(ctx):
     length = limit - start
     return ops.range(ctx.input(0), ctx.input(1), ctx.constant(np.array(1), dt), out_dim=length,
                      dtype=dt, device=ctx.device)
+
+
+@converter("EyeLike", since=9)
+def eye_like(ctx):
+    """ONNX ``EyeLike``: ones on diagonal ``k`` of a 2-D tensor of the input's shape, in
+    ``dtype`` (default the input's). Depends only on the (static) shape: a constant."""
+    shape = ctx.shape(0)
+    if len(shape) != 2:
+        raise ctx.error(f"input has rank {len(shape)}; EyeLike needs 2-D")
+    dt = ctx.attr("dtype", None)
+    target = dtypes.to_max(int(dt)) if dt is not None else ctx.dtype(0)
+    eye = np.eye(shape[0], shape[1], k=int(ctx.attr("k")))
+    return ctx.constant(eye.astype(dtypes.numpy_of_max(target)), target)
