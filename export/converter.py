@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from max.dtype import DType
 
-from onnx2max.dtypes import c_contiguous
+from onnx2max.dtypes import c_contiguous, from_buffer, to_buffer
 from onnx2max.errors import ConversionError
 
 from .onnx_export import from_torch
@@ -54,10 +54,10 @@ class MAXModel:
         arrays = []
         for x in inputs:
             if hasattr(x, "to_numpy") and type(x).__module__.startswith("max"):
-                x = x.to_numpy()
+                x = from_buffer(x)  # bfloat16 buffers too
             arrays.append(x)
         outs = self.model.run(None, dict(zip([s.name for s in self.model.inputs], arrays)))
-        bufs = [driver.Buffer.from_numpy(c_contiguous(o)) for o in outs]
+        bufs = [to_buffer(c_contiguous(o)) for o in outs]
         if self._device != "cpu":
             acc = driver.Accelerator(int(self._device.split(":")[1]))
             bufs = [b.to(acc) for b in bufs]

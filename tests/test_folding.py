@@ -45,7 +45,9 @@ def _one_node_cases():
     out = []
     for group, make in GROUPS.items():
         for c in make():
-            if len(c.model.graph.node) == 1:
+            # cases checked against onnx's reference (onnxruntime cannot run them, or differs
+            # from the reference onnx2max follows) are what the folder computes: nothing to check
+            if len(c.model.graph.node) == 1 and c.reference == "onnxruntime":
                 out.append(pytest.param(c, id=f"{group}:{c.id}"))
     out += [pytest.param(c, id=c.id) for c in _known_wrong_cases()]
     return out
