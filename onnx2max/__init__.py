@@ -16,6 +16,7 @@ from .errors import (
     InvalidModelError,
     ModelLoadError,
     Onnx2MaxError,
+    ReferenceRunError,
     UnsupportedModelError,
     UnsupportedOpError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Onnx2MaxError",
     "ModelLoadError",
     "InvalidModelError",
+    "ReferenceRunError",
     "UnsupportedOpError",
     "UnsupportedModelError",
     "ConversionError",

@@ -261,8 +261,13 @@ def check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_di
         got = m.run(None, feeds)
     except Onnx2MaxError as e:
         raise click.ClickException(f"{type(e).__name__}: {e}") from None
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    want = sess.run([s.name for s in m.outputs], {**feeds, **m._built.prepared.constants})
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        want = sess.run([s.name for s in m.outputs], {**feeds, **m._built.prepared.constants})
+    except Exception as e:  # onnxruntime's own errors have no common base class
+        from .compare import reference_failure
+
+        raise click.ClickException(f"ReferenceRunError: {reference_failure(str(path), e)}") from None
     table = Table(title=f"MAX vs onnxruntime {ort.__version__}",
                   caption=f"ok: every element within atol + rtol * |onnxruntime| (atol {atol:g}, "
                           f"rtol {rtol:g}); the max errors may come from different elements")

@@ -23,7 +23,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import dtypes
-from .errors import InputError
+from .errors import InputError, ReferenceRunError
 
 
 def random_feeds(specs, seed: int = 0, ones: bool = False, given: Mapping[str, np.ndarray] | None = None,
@@ -242,6 +242,17 @@ def _diff(got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> tuple[
             bool(close) and not nan, "")
 
 
+def reference_failure(source: str, e: BaseException) -> str:
+    """The message of a :class:`~onnx2max.errors.ReferenceRunError`."""
+    import onnxruntime as ort
+
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return (f"{source}: onnxruntime {ort.__version__} cannot run this model, so there is no "
+            f"reference to compare with ({type(e).__name__}: {first}). The conversion does not "
+            "depend on onnxruntime: from_onnx(...) or `onnx2max run` convert and run it without "
+            "the comparison")
+
+
 def compare(
     model: str | os.PathLike | bytes | onnx.ModelProto,
     feeds: Mapping[str, np.ndarray] | None = None,
@@ -329,9 +340,12 @@ def compare(
     augmented.graph.output.extend(extra)
     blob = augmented.SerializeToString()
 
-    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    want = dict(zip(names, sess.run(names, {**feeds, **bound})))
+    try:
+        sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        want = dict(zip(names, sess.run(names, {**feeds, **bound})))
+    except Exception as e:  # onnxruntime's own errors have no common base class
+        raise ReferenceRunError(reference_failure(source, e)) from e
     # the augmented model, labelled with the user's model in messages (not "<bytes>")
     aug_proto, _ = load_model(blob)
     (compiled,) = _from_loaded([(aug_proto, source)], device=device,

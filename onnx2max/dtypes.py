@@ -46,6 +46,19 @@ def is_supported(elem_type: int) -> bool:
     return elem_type in _ONNX_TO_MAX
 
 
+_FLOAT8 = {TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2,
+           TensorProto.FLOAT8E5M2FNUZ, TensorProto.FLOAT8E8M0}
+
+
+def unsupported_reason(elem_type: int) -> str:
+    """Why an element type that :func:`is_supported` refuses is refused (a clause)."""
+    if elem_type in _FLOAT8:
+        return "which MAX 26.7 does not support on CPU (its 8-bit float types fail to compile there)"
+    if elem_type == TensorProto.STRING:
+        return "which MAX cannot represent (no string tensors)"
+    return "which MAX does not have"
+
+
 def to_max(elem_type: int) -> DType:
     """MAX ``DType`` of an ONNX element type. Raises ``KeyError`` when MAX has none."""
     return _ONNX_TO_MAX[elem_type]

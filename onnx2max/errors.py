@@ -23,9 +23,16 @@ class InvalidModelError(Onnx2MaxError):
 
 
 class UnsupportedModelError(InvalidModelError):
-    """A valid ONNX model that uses what onnx2max does not translate: a graph input of an
-    element type MAX lacks (string, bfloat16 as numpy, 4-bit and 8-bit floats), a non-tensor
-    graph input (sequence, optional, map), or no opset of the default domain."""
+    """A valid ONNX model that uses what onnx2max does not translate: a graph input or output of
+    an element type MAX lacks (string, 2- and 4-bit types; 8-bit floats, which MAX 26.7 refuses
+    on CPU), a non-tensor graph input (sequence, optional, map), or no opset of the default
+    domain."""
+
+
+class ReferenceRunError(Onnx2MaxError):
+    """onnxruntime, the accuracy reference of :func:`onnx2max.compare` and ``onnx2max check``,
+    cannot load or run the model (for example it has no CPU kernel for a bfloat16 op), so there
+    is nothing to compare with. The conversion itself may still work."""
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,7 @@ def _resolve_inputs(
         if not dtypes.is_supported(elem):
             raise UnsupportedModelError(
                 f"{source}: graph input '{vi.name}' has element type "
-                f"{dtypes.onnx_type_name(elem)}, which MAX cannot take as a numpy input"
+                f"{dtypes.onnx_type_name(elem)}, {dtypes.unsupported_reason(elem)}"
             )
         if vi.name in given:
             want = tuple(int(d) for d in given[vi.name])
@@ -700,7 +700,7 @@ def prepare(
         if elem and not dtypes.is_supported(elem):
             raise UnsupportedModelError(
                 f"{source}: graph output '{o.name}' has element type "
-                f"{dtypes.onnx_type_name(elem)}, which cannot be returned as a numpy array"
+                f"{dtypes.onnx_type_name(elem)}, {dtypes.unsupported_reason(elem)}"
             )
     used = {i for n in nodes for i in _all_inputs(n)} | {o.name for o in g.output}
     values = {k: v for k, v in values.items() if k in used}

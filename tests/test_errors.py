@@ -218,3 +218,43 @@ def test_a_second_converter_for_the_same_op_version_is_refused(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {k: list(v) for k, v in registry._REGISTRY.items()})
     with pytest.raises(RuntimeError, match=r"two converters for ai.onnx::Relu since opset 1"):
         registry.converter("Relu", since=1)(lambda ctx: None)
+
+
+def test_a_model_onnxruntime_cannot_run_gives_a_typed_reference_error():
+    """onnxruntime has no CPU bfloat16 Add: compare() has no reference and says so (typed),
+    before anything is compiled, instead of onnxruntime's own traceback."""
+    import ml_dtypes
+
+    m = _model([helper.make_node("Add", ["a", "b"], ["y"])],
+               [helper.make_tensor_value_info(n, TensorProto.BFLOAT16, [2, 3]) for n in "ab"],
+               [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [2, 3])], opset=21)
+    x = f32(2, 3).astype(ml_dtypes.bfloat16)
+    with pytest.raises(errors.ReferenceRunError, match="onnxruntime .* cannot run this model"):
+        onnx2max.compare(m, {"a": x, "b": x})
+
+
+def test_non_max_suppression_with_disagreeing_box_counts_names_the_node():
+    """onnxruntime refuses this at run time; MAX would silently use the first 5 scores."""
+    from max.graph import DeviceRef
+    from max.graph.graph import Module
+
+    from onnx2max.lower import lower_graph
+    from onnx2max.prepare import prepare
+
+    nms = helper.make_node("NonMaxSuppression", ["boxes", "scores", "k"], ["sel"], name="nms0")
+    m = _model([nms], [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 5, 4]),
+                       helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 6])],
+               [helper.make_tensor_value_info("sel", TensorProto.INT64, None)], opset=11,
+               inits=[onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    with pytest.raises(errors.ConversionError, match=r"nms0.*box count \(5 and 6\)"):
+        lower_graph(prepare(m, "m"), DeviceRef.CPU(), "g0", "g0_", module=Module())
+
+
+def test_an_8_bit_float_input_says_max_lacks_it_on_cpu():
+    from onnx2max.prepare import prepare
+
+    m = _model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT8E4M3FN, [2])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], opset=21)
+    with pytest.raises(errors.UnsupportedModelError, match="FLOAT8E4M3FN, which MAX 26.7 does not support on CPU"):
+        prepare(m, "m")

@@ -557,6 +557,13 @@ def non_max_suppression(ctx):
     max y, max x)`` (ONNX allows any diagonal pair), or converted from ``center_point_box=1``'s
     ``(x center, y center, width, height)``."""
     boxes, scores = ctx.input(0), ctx.input(1)
+    bd, sd = ctx.dims(0), ctx.dims(1)
+    if len(bd) != 3 or bd[2] != 4 or len(sd) != 3:
+        raise ctx.error(f"boxes {bd} and scores {sd}; expected (batch, boxes, 4) and "
+                        "(batch, classes, boxes)")
+    for what, a, b in (("batch", bd[0], sd[0]), ("box count", bd[1], sd[2])):
+        if isinstance(a, int) and isinstance(b, int) and a != b:
+            raise ctx.error(f"boxes {bd} and scores {sd} disagree on the {what} ({a} and {b})")
     dt = boxes.dtype
     if int(ctx.attr("center_point_box") or 0):
         xc, yc, w, h = (boxes[:, :, i:i + 1] for i in range(4))
