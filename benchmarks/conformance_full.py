@@ -9,7 +9,8 @@ source fingerprint, :func:`onnx2max.conformance.provenance`), and the merge refu
 by different code.
 
 Usage: ``python benchmarks/conformance_full.py [--jobs 2] [--results docs/onnx-coverage.json]
-[--markdown docs/onnx-coverage.md]`` (about an hour on 2 cores with empty caches).
+[--markdown docs/onnx-coverage.md] [--op OP ...]`` (about an hour on 2 cores with empty caches;
+``--op`` restricts the run, for a smoke test).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _split(jobs: int) -> list[list[str]]:
+def _split(jobs: int, ops=()) -> list[list[str]]:
     """Case names in ``jobs`` disjoint sets of whole op types, greedily balanced by count."""
     from onnx2max import conformance as c
 
     by_op: dict[str, list[str]] = defaultdict(list)
-    for case in c.collect():
+    for case in c.collect(ops=ops):
         by_op[c.op_type_of(case)].append(case.name)
     parts: list[list[str]] = [[] for _ in range(jobs)]
     for op in sorted(by_op, key=lambda o: (-len(by_op[o]), o)):
@@ -66,6 +67,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "onnx-coverage.json")
     ap.add_argument("--markdown", type=Path, default=ROOT / "docs" / "onnx-coverage.md")
+    ap.add_argument("--op", action="append", default=[], help="only this op type (repeatable; a smoke test)")
     ap.add_argument("--worker", nargs=2, type=Path, metavar=("NAMES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -76,7 +78,7 @@ def main() -> None:
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="conformance-"))
     procs, outs = [], []
-    for k, names in enumerate(_split(args.jobs)):
+    for k, names in enumerate(_split(args.jobs, args.op)):
         (tmp / f"names{k}.txt").write_text("\n".join(names))
         outs.append(tmp / f"part{k}.json")
         print(f"part {k}: {len(names)} cases", flush=True)
