@@ -29,19 +29,13 @@ from max.graph import TensorValue, ops
 
 from ..layout import ChannelsLast
 from ..registry import converter
+from .activation import _c
 from .matmul import gemm
 from .nn import conv, layer_norm
 
 MS = "com.microsoft"
 
 _SQRT_2_OVER_PI = 0.7978845608028654
-
-
-def _c(x: TensorValue, v) -> TensorValue:
-    """A scalar constant of ``x``'s dtype."""
-    from ..lower import make_constant
-
-    return make_constant(np.array(v, np.float64), x.device, x.dtype)
 
 
 def _gelu_erf(x: TensorValue) -> TensorValue:
@@ -172,10 +166,6 @@ def fused_conv(ctx):
 
 
 # ------------------------------------------------------------------ normalizations
-def _stats_shape(ctx, i: int) -> list[int]:
-    return [*ctx.shape(i)[:-1], 1]
-
-
 @converter("SkipLayerNormalization", domain=MS)
 def skip_layer_norm(ctx):
     """``com.microsoft.SkipLayerNormalization``: ``s = input + skip (+ bias)``, then LayerNorm
