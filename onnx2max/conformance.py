@@ -298,11 +298,38 @@ def _probe(case):
     return CaseResult(case.name, op, FAILED, "too many inputs needed at conversion time")
 
 
-def _compile(batch, cache_dir):
-    """Compile a batch as one module; on a compile error, split it to isolate the culprit."""
+def _compile_in_child(names: list[str], cache_dir) -> int:
+    """Compile the cases ``names`` into the compile cache in a child process (``python -m
+    onnx2max.conformance NAME ...``), so that a MAX crash (a segmentation fault in the
+    compiler) kills the child, not the run. Returns the child's exit status: 0 compiled (the
+    parent then loads the batch from the cache), negative a signal (it crashed), positive
+    another failure (the parent compiles in-process and records the error)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["ONNX2MAX_CACHE_DIR"] = str(cache_dir)
+    return subprocess.run([sys.executable, "-m", "onnx2max.conformance", *names], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def _compile(batch, cache_dir, isolate: bool = True):
+    """Compile a batch as one module; on a compile error, split it to isolate the culprit.
+    With ``isolate``, the batch is compiled in a child process first (:func:`_compile_in_child`);
+    a batch whose compile crashes is split the same way, and a single case that crashes the
+    compiler is recorded as failed with the signal."""
     from .compiler import build, resolve_device
     from .model import CompiledModel
 
+    if isolate:
+        rc = _compile_in_child([c.name for c, _ in batch], cache_dir)
+        if rc < 0:
+            if len(batch) == 1:
+                return [(batch[0][0], None, f"MAX crashed compiling this case (signal {-rc}, "
+                         "e.g. a segmentation fault in the graph compiler)")]
+            half = len(batch) // 2
+            return _compile(batch[:half], cache_dir) + _compile(batch[half:], cache_dir)
     dev = resolve_device("cpu")
     try:
         built = build([p for _, p in batch], dev, cache_dir=cache_dir, progress=False,
@@ -318,7 +345,7 @@ def _compile(batch, cache_dir):
         if len(batch) == 1:
             return [(batch[0][0], None, _one_line(e))]
         half = len(batch) // 2
-        return _compile(batch[:half], cache_dir) + _compile(batch[half:], cache_dir)
+        return _compile(batch[:half], cache_dir, isolate) + _compile(batch[half:], cache_dir, isolate)
 
 
 def _batches(ready: list, size: int, bucket: bool = True) -> list[list]:
@@ -558,3 +585,26 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
     Path(md_path).parent.mkdir(parents=True, exist_ok=True)
     Path(md_path).write_text(text)
     return text
+
+
+def _child_main(names: list[str]) -> None:
+    """Entry of :func:`_compile_in_child`: probe the named cases and compile the ones that
+    lower, as one batch, into the compile cache (``ONNX2MAX_CACHE_DIR``)."""
+    from .compiler import build, resolve_device
+
+    wanted = set(names)
+    preps = []
+    for case in collect():
+        if case.name in wanted:
+            got = _probe(case)
+            if not isinstance(got, CaseResult):
+                preps.append(got[0])
+    if preps:
+        build(preps, resolve_device("cpu"), cache_dir=os.environ.get("ONNX2MAX_CACHE_DIR") or None,
+              progress=False, label=f"{len(preps)} conformance cases")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1:])

@@ -674,8 +674,10 @@ def prepare(
         _check_sizes(types, nodes, source)
         remaining, changed = [], False
         for node in nodes:
-            inlined = _inline_control_flow(node, values, len(remaining) + _round * 100000,
-                                           opsets.get("", 0))
+            uid = len(remaining) + _round * 100000
+            inlined = _inline_control_flow(node, values, uid, opsets.get("", 0), types)
+            if inlined is None:
+                inlined = expand_function(node, types, opsets, uid)
             if inlined is not None:
                 remaining.extend(inlined)
                 changed = True
@@ -795,16 +797,20 @@ def unroll_loop_trips() -> int:
 
 
 def _inline_control_flow(
-    node: onnx.NodeProto, values, uid: int, opset: int
+    node: onnx.NodeProto, values, uid: int, opset: int, types=None
 ) -> list[onnx.NodeProto] | None:
     """``If`` with a condition known at conversion: the taken branch's nodes. ``Loop`` with a
     trip count known at conversion (at most :func:`unroll_loop_trips`), no runtime condition,
     and a body whose ``cond`` output is its ``cond`` input (or an Identity of it): the body
-    unrolled, with scan outputs concatenated.
-    ``None`` when neither applies (the node stays)."""
+    unrolled, with scan outputs concatenated. ``Scan`` (opset 9 on) whose scan inputs have a
+    static length along their scan axis (at most :func:`unroll_loop_trips`): see
+    :func:`_unroll_scan`.
+    ``None`` when none applies (the node stays)."""
     if node.domain not in STANDARD_DOMAINS:
         return None
     attrs = {a.name: a for a in node.attribute}
+    if node.op_type == "Scan" and opset >= 9:
+        return _unroll_scan(node, attrs, values, types or {}, uid, opset)
     if node.op_type == "If":
         cond = _scalar(values, node.input[0] if node.input else "")
         if cond is None:
@@ -867,6 +873,146 @@ def _inline_control_flow(
             nodes.append(helper.make_node("Concat", scans[k], [dst], axis=0))
         return nodes
     return None
+
+
+def _unroll_scan(node: onnx.NodeProto, attrs, values, types, uid: int,
+                 opset: int) -> list[onnx.NodeProto] | None:
+    """ONNX ``Scan`` (opset 9 on; the operator section "Scan") written out as its body once per
+    step: step ``t`` reads element ``t`` (or ``T-1-t`` for a reverse direction) of each scan
+    input along its scan axis (a ``Gather`` with a scalar index), carries the state variables
+    from the previous step, and each scan output is the steps' values stacked along its scan
+    output axis (``Unsqueeze`` + ``Concat``, in reverse step order for a reverse direction).
+
+    ``None`` (the node stays, and is reported unsupported) when a scan input's length is not
+    static, differs between scan inputs, is 0, or exceeds :func:`unroll_loop_trips`."""
+    body = attrs["body"].g
+    m = int(helper.get_attribute_value(attrs["num_scan_inputs"]))
+    n_state = len(node.input) - m
+    if m < 1 or n_state < 0:
+        return None
+    def ints(name, default):
+        return [int(v) for v in helper.get_attribute_value(attrs[name])] if name in attrs else default
+    in_axes = ints("scan_input_axes", [0] * m)
+    in_dirs = ints("scan_input_directions", [0] * m)
+    k = len(body.output) - n_state
+    out_axes = ints("scan_output_axes", [0] * k)
+    out_dirs = ints("scan_output_directions", [0] * k)
+    lengths = set()
+    for j, name in enumerate(node.input[n_state:]):
+        shape = _static_shape(name, values, types)
+        if shape is None:
+            return None
+        axis = in_axes[j] + len(shape) if in_axes[j] < 0 else in_axes[j]
+        lengths.add(shape[axis])
+    if len(lengths) != 1:
+        return None
+    trips = lengths.pop()
+    if trips < 1 or trips > unroll_loop_trips():
+        return None
+    b_in = [i.name for i in body.input]
+    b_out = [o.name for o in body.output]
+    state = list(node.input[:n_state])
+    nodes: list[onnx.NodeProto] = []
+    steps: list[list[str]] = [[] for _ in range(k)]
+    pre = f"__scan{uid}_"
+    for t in range(trips):
+        rename = _renamer(body, f"{pre}{t}_")
+        for src, dst in zip(state, b_in[:n_state]):
+            nodes.append(helper.make_node("Identity", [src], [rename[dst]]))
+        for j, (src, dst) in enumerate(zip(node.input[n_state:], b_in[n_state:])):
+            idx = f"{pre}{t}_idx{j}"
+            nodes.append(helper.make_node("Constant", [], [idx], value=numpy_helper.from_array(
+                np.array(trips - 1 - t if in_dirs[j] else t, np.int64))))
+            nodes.append(helper.make_node("Gather", [src, idx], [rename[dst]], axis=in_axes[j]))
+        nodes.extend(_copy_nodes(body, rename))
+        state = [rename.get(o, o) for o in b_out[:n_state]]
+        for j, o in enumerate(b_out[n_state:]):
+            u, ax = f"{pre}{t}_out{j}", f"{pre}{t}_out{j}_axes"
+            if opset >= 13:
+                nodes.append(helper.make_node("Constant", [], [ax], value=numpy_helper.from_array(
+                    np.array([out_axes[j]], np.int64))))
+                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), ax], [u]))
+            else:
+                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o)], [u], axes=[out_axes[j]]))
+            steps[j].append(u)
+    for src, dst in zip(state, node.output[:n_state]):
+        if dst:
+            nodes.append(helper.make_node("Identity", [src], [dst]))
+    for j, dst in enumerate(node.output[n_state:]):
+        if dst:
+            parts = steps[j][::-1] if out_dirs[j] else steps[j]
+            nodes.append(helper.make_node("Concat", parts, [dst], axis=out_axes[j]))
+    return nodes
+
+
+#: domains whose operator schemas onnx defines (their function bodies can be expanded)
+_SCHEMA_DOMAINS = ("", "ai.onnx", "ai.onnx.preview", "ai.onnx.ml")
+
+
+def expand_function(node: onnx.NodeProto, types, opsets, uid: int) -> list[onnx.NodeProto] | None:
+    """An op that onnx2max has no converter for, but whose ONNX schema defines it as a function
+    (``OpSchema.has_function`` or ``has_context_dependent_function``, e.g. CausalConvWithState,
+    FlexAttention, LinearAttention, the window functions): the function body's nodes, with its
+    values renamed apart and the node's attributes substituted, as onnx builds the
+    ``_expanded`` backend test cases (``onnx.backend.test.case.node.function_testcase_helper``)
+    and as onnxruntime runs such ops.
+
+    ``None`` when the op has a converter, has no function body, or a context-dependent body
+    needs input types that shape inference did not give."""
+    from . import registry
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    if domain not in _SCHEMA_DOMAINS or domain not in opsets:
+        return None
+    if registry.resolve(domain, node.op_type, opsets[domain]) is not None:
+        return None
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets[domain], domain)
+    except onnx.defs.SchemaError:
+        return None
+    if not (schema.has_function or schema.has_context_dependent_function):
+        return None
+    input_types = []
+    for name in node.input:
+        t = types.get(name) if name else None
+        if t is None:
+            if name and schema.has_context_dependent_function:
+                return None
+            input_types.append(onnx.TypeProto())
+            continue
+        elem, shape = t
+        input_types.append(helper.make_tensor_type_proto(
+            elem, [d if isinstance(d, int) else None for d in shape] if shape is not None else None))
+    from onnx.backend.test.case.node import function_testcase_helper
+    c = onnx.NodeProto()
+    c.CopyFrom(node)
+    imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expanded, _ = function_testcase_helper(c, input_types, f"n{uid}", imports)
+    except Exception:
+        return None
+    if not expanded:
+        return None
+    versions = list(schema.function_opset_versions) + list(schema.context_dependent_function_opset_versions)
+    if len(versions) != len(expanded):
+        return None
+    usable = [i for i, v in enumerate(versions) if v <= opsets[domain]] or [versions.index(min(versions))]
+    body, fn_imports = expanded[max(usable, key=lambda i: versions[i])]  # newest body <= the opset
+    for o in fn_imports:
+        d = "" if o.domain == "ai.onnx" else o.domain
+        if d not in opsets:
+            return None  # the body uses a domain the model does not import
+    for n in body:  # a body op onnx2max cannot run either (Bernoulli's RandomUniformLike):
+        d = "" if n.domain == "ai.onnx" else n.domain  # keep the node, reported by its own name
+        if n.op_type != "Scan" and registry.resolve(d, n.op_type, opsets.get(d, 0)) is None:
+            try:
+                sch = onnx.defs.get_schema(n.op_type, opsets.get(d, 0), d)
+            except onnx.defs.SchemaError:
+                return None
+            if not (sch.has_function or sch.has_context_dependent_function):
+                return None
+    return list(body)
 
 
 def _all_inputs(node: onnx.NodeProto) -> list[str]:

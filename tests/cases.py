@@ -863,6 +863,70 @@ def added_ops_cases() -> list[Case]:
     swiglu, feeds = make_model([N("SwiGLU", ["a", "b"], ["y"], alpha=1.3)],
                                {"a": f32(2, 6), "b": f32(2, 6)}, opset=28)
     c.append(Case("SwiGLU-alpha", swiglu, feeds, reference="onnx"))  # onnxruntime 1.32: no opset 28
+    c += scan_and_function_cases()
+    return c
+
+
+def _scan_model(body: onnx.GraphProto, inputs: dict, n_scan: int, attrs: dict, outputs: dict,
+                opset: int = 17) -> onnx.ModelProto:
+    """One Scan node over graph ``inputs`` (the state variables first, then ``n_scan`` scan
+    inputs) with declared float32 ``outputs`` (``{name: shape}``)."""
+    g = helper.make_graph(
+        [N("Scan", list(inputs), list(outputs), body=body, num_scan_inputs=n_scan, **attrs)], "case",
+        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+         for k, v in inputs.items()],
+        [_vi(k, TensorProto.FLOAT, shape) for k, shape in outputs.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = min(m.ir_version, 10)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def scan_and_function_cases() -> list[Case]:
+    """``Scan`` (unrolled by prepare: a state carried through the steps, scan inputs on another
+    axis and reversed, scan outputs on another axis and reversed), and ops that onnx2max has no
+    converter for but onnx defines as functions (expanded by prepare into their body):
+    CausalConvWithState and LinearAttention (opset 27; onnxruntime 1.32 lacks opset 27, so
+    onnx's reference evaluator is the reference)."""
+    # body: s_next = tanh(0.5 s + x_t) @ w; y_t = s_next; z_t = u_t * 2
+    w = numpy_helper.from_array(RNG.uniform(-1, 1, (3, 3)).astype(np.float32), "w")
+    body = helper.make_graph(
+        [N("Constant", [], ["half"], value=numpy_helper.from_array(np.float32(0.5))),
+         N("Constant", [], ["two"], value=numpy_helper.from_array(np.float32(2.0))),
+         N("Mul", ["s", "half"], ["sh"]), N("Add", ["sh", "xt"], ["a"]), N("Tanh", ["a"], ["t"]),
+         N("MatMul", ["t", "w"], ["s_next"]), N("Identity", ["s_next"], ["y_t"]),
+         N("Mul", ["ut", "two"], ["z_t"])],
+        "body",
+        [_vi("s", TensorProto.FLOAT, [2, 3]), _vi("xt", TensorProto.FLOAT, [2, 3]),
+         _vi("ut", TensorProto.FLOAT, [4])],
+        [_vi("s_next", TensorProto.FLOAT, [2, 3]), _vi("y_t", TensorProto.FLOAT, [2, 3]),
+         _vi("z_t", TensorProto.FLOAT, [4])],
+        initializer=[w])
+    s0, x, u = f32(2, 3), f32(5, 2, 3), f32(4, 5)
+    c = [Case("Scan-state-and-scan-outputs",
+              _scan_model(body, {"s0": s0, "x": x, "u": u}, 2, {"scan_input_axes": [0, 1]},
+                          {"s": [2, 3], "y": [5, 2, 3], "z": [5, 4]}),
+              {"s0": s0, "x": x, "u": u}),
+         Case("Scan-reversed-axes",
+              _scan_model(body, {"s0": s0, "x": np.ascontiguousarray(x.transpose(1, 0, 2)), "u": u}, 2,
+                          {"scan_input_axes": [1, 1], "scan_input_directions": [1, 0],
+                           "scan_output_axes": [2, 1], "scan_output_directions": [0, 1]},
+                          {"s": [2, 3], "y": [2, 3, 5], "z": [4, 5]}),
+              {"s0": s0, "x": np.ascontiguousarray(x.transpose(1, 0, 2)), "u": u})]
+    # CausalConvWithState (opset 27): depthwise causal conv over [N, C, L] with a past state
+    xc, wc, bc, past = f32(2, 4, 6), f32(4, 1, 3), f32(4), f32(2, 4, 2)
+    m, feeds = make_model([N("CausalConvWithState", ["x", "w", "b", "past"], ["y", "present"],
+                             activation="silu")], {"x": xc, "w": wc, "b": bc, "past": past}, opset=27)
+    c.append(Case("CausalConvWithState-silu-past", m, feeds, reference="onnx"))
+    # LinearAttention (opset 27), gated delta rule: its function body holds a Scan over time
+    q, k, v = f32(1, 3, 2 * 4, low=-0.5, high=0.5), f32(1, 3, 2 * 4, low=-0.5, high=0.5), f32(1, 3, 2 * 4)
+    state = f32(1, 2, 4, 4, low=-0.3, high=0.3)
+    decay = f32(1, 3, 2, low=-0.5, high=-0.05)
+    beta = f32(1, 3, 2, low=0.1, high=0.9)
+    m, feeds = make_model([N("LinearAttention", ["q", "k", "v", "state", "decay", "beta"], ["y", "state_out"],
+                             q_num_heads=2, kv_num_heads=2, update_rule="gated_delta")],
+                          {"q": q, "k": k, "v": v, "state": state, "decay": decay, "beta": beta}, opset=27)
+    c.append(Case("LinearAttention-gated-delta", m, feeds, reference="onnx"))
     return c
 
 

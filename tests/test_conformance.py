@@ -122,3 +122,26 @@ def test_results_record_their_provenance_and_stale_ones_are_not_resumed(tmp_path
     assert list(kept) == ["test_x"]
     again = json.loads(path.read_text())
     assert again["fingerprint"] == "mixed" and again["fingerprints"] == ["0" * 64, code_fingerprint()]
+
+
+def test_a_compile_that_crashes_fails_its_cases_not_the_run(monkeypatch):
+    """No compile: each batch is compiled first in a child process; when the child dies of a
+    signal (MAX 26.7's graph compiler segfaults on test_scan9_sum), the batch is split until the
+    crashing case is alone, and that case is recorded as failed with the signal."""
+    cases = conformance.collect(names=["test_scan9_sum", "test_scan9_scalar", "test_scan9_multi_state"])
+    batch = []
+    for c in cases:
+        got = conformance._probe(c)
+        assert not isinstance(got, conformance.CaseResult), got
+        batch.append((c, got[0]))
+    calls = []
+
+    def child(names, cache_dir):
+        calls.append(list(names))
+        return -11
+
+    monkeypatch.setattr(conformance, "_compile_in_child", child)
+    out = conformance._compile(batch, None)
+    assert [c.name for c, _, _ in out] == [c.name for c, _ in batch]
+    assert all(m is None and "MAX crashed compiling this case (signal 11" in why for _, m, why in out)
+    assert calls[0] == [c.name for c, _ in batch] and sorted(map(len, calls)) == [1, 1, 1, 2, 3]

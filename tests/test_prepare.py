@@ -62,3 +62,52 @@ def test_output_declared_with_negative_dim_is_inferred():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
     (y,) = ort_run(m, {"x": np.ones((2, 3), np.float32)})
     assert prepare(m, "minus-one-out", {"x": (2, 3)}).types["y"][1] == y.shape
+
+
+def test_ops_without_converter_defined_as_onnx_functions_are_expanded():
+    import onnx
+
+    """CausalConvWithState (opset 27) has no converter; onnx defines it as a function, so
+    prepare writes out its body (its numbers are checked in tests/cases.py). An op with a
+    converter (Conv) is never expanded."""
+    from onnx import helper
+
+    from onnx2max.prepare import prepare
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 5])
+    w = helper.make_tensor_value_info("w", onnx.TensorProto.FLOAT, [2, 1, 3])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    st = helper.make_tensor_value_info("st", onnx.TensorProto.FLOAT, None)
+    g = helper.make_graph([helper.make_node("CausalConvWithState", ["x", "w"], ["y", "st"])], "g", [x, w], [y, st])
+    p = prepare(helper.make_model(g, opset_imports=[helper.make_opsetid("", 27)]), "m")
+    ops = {n.op_type for n in p.nodes}
+    assert "CausalConvWithState" not in ops and "Conv" in ops
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], group=2)], "g", [x, w], [y])
+    p = prepare(helper.make_model(g, opset_imports=[helper.make_opsetid("", 27)]), "m")
+    assert [n.op_type for n in p.nodes] == ["Conv"]
+
+
+def test_scan_is_unrolled_only_when_its_length_is_static():
+    import onnx
+
+    from onnx import helper
+
+    from onnx2max.prepare import prepare
+
+    T = onnx.TensorProto.FLOAT
+    body = helper.make_graph([helper.make_node("Add", ["s", "xt"], ["s2"]),
+                              helper.make_node("Identity", ["s2"], ["o"])], "b",
+                             [helper.make_tensor_value_info("s", T, [2]), helper.make_tensor_value_info("xt", T, [2])],
+                             [helper.make_tensor_value_info("s2", T, [2]), helper.make_tensor_value_info("o", T, [2])])
+
+    def model(length):
+        g = helper.make_graph(
+            [helper.make_node("Scan", ["s0", "x"], ["s", "ys"], body=body, num_scan_inputs=1)], "g",
+            [helper.make_tensor_value_info("s0", T, [2]), helper.make_tensor_value_info("x", T, [length, 2])],
+            [helper.make_tensor_value_info("s", T, [2]), helper.make_tensor_value_info("ys", T, [length, 2])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    steps = prepare(model(4), "m").nodes
+    assert "Scan" not in {n.op_type for n in steps}
+    assert sum(n.op_type == "Add" for n in steps) == 4
+    assert [n.op_type for n in prepare(model("T"), "m").nodes] == ["Scan"]
