@@ -275,7 +275,7 @@ def count_max_ops(module_text: str) -> int:
 def _init(session, compiled, ps, ids_list, manifest):
     regs = _weight_registry(ps, ids_list, manifest)
     # bfloat16 weights go in as MAX buffers (numpy cannot export them)
-    merged = {k: dtypes.to_buffer(v) if dtypes.is_narrow(v.dtype) else v
+    merged = {k: dtypes.to_buffer(v) if dtypes.is_narrow(v.dtype) or dtypes.is_byte_float_dtype(v.dtype) else v
               for r in regs for k, v in r.items()}
     models = session.init_all(compiled, weights_registry=merged)
     return [models[f"g{k}"] for k in range(len(ps))], regs

@@ -128,7 +128,8 @@ def _compare(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> str
         return f"dtype {got.dtype}, expected {want.dtype}"
     if got.shape != want.shape:
         return f"shape {got.shape}, expected {want.shape}"
-    if dtypes.is_narrow(want.dtype):  # bfloat16 (ml_dtypes): compared as float32, NaN equal
+    if dtypes.is_narrow(want.dtype) or dtypes.is_byte_float_dtype(want.dtype):
+        # bfloat16 and the 8-bit floats (ml_dtypes): compared as float32, NaN equal
         got, want = got.astype(np.float32), want.astype(np.float32)
     if want.dtype.kind in "fc":
         ok = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)

@@ -23,7 +23,15 @@ _ONNX_TO_MAX = {
     TensorProto.BOOL: DType.bool,
 }
 # MAX 26.7 has the 8-bit float types, but refuses them on CPU ("The f8e4m3fn data type is not
-# supported on device 'cpu:0'"), so they are not mapped.
+# supported on device 'cpu:0'"): onnx2max holds them in MAX as their bytes (uint8), and only the
+# ops of BYTE_FLOAT_OPS take them (onnx2max/ops/float8.py converts).
+BYTE_FLOATS = (TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2,
+               TensorProto.FLOAT8E5M2FNUZ, TensorProto.FLOAT8E8M0)
+_ONNX_TO_MAX.update({t: DType.uint8 for t in BYTE_FLOATS})
+#: the ops that take 8-bit float tensors (held as bytes): the conversions, and ops that move
+#: bytes unchanged
+BYTE_FLOAT_OPS = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear", "Identity",
+                            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
 
 # Element types whose numpy form is an ``ml_dtypes`` type (as onnx's ``numpy_helper`` gives them):
 # bfloat16. numpy cannot hand it to MAX (no DLPack code), so it crosses the boundary as unsigned
@@ -42,18 +50,26 @@ def onnx_type_name(elem_type: int) -> str:
 
 
 def is_supported(elem_type: int) -> bool:
-    """Whether MAX has an equivalent of this ONNX element type."""
+    """Whether MAX has an equivalent of this ONNX element type (for the 8-bit floats: holds
+    them as bytes, see :data:`BYTE_FLOATS`)."""
     return elem_type in _ONNX_TO_MAX
 
 
-_FLOAT8 = {TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2,
-           TensorProto.FLOAT8E5M2FNUZ, TensorProto.FLOAT8E8M0}
+def is_byte_float(elem_type: int) -> bool:
+    """Whether an ONNX element type is an 8-bit float, held in MAX as uint8 bit patterns."""
+    return elem_type in BYTE_FLOATS
+
+
+def is_byte_float_dtype(dtype) -> bool:
+    """Whether a numpy dtype is an ``ml_dtypes`` 8-bit float (see :data:`BYTE_FLOATS`)."""
+    try:
+        return from_numpy(dtype) in BYTE_FLOATS
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def unsupported_reason(elem_type: int) -> str:
     """Why an element type that :func:`is_supported` refuses is refused (a clause)."""
-    if elem_type in _FLOAT8:
-        return "which MAX 26.7 does not support on CPU (its 8-bit float types fail to compile there)"
     if elem_type == TensorProto.STRING:
         return "which MAX cannot represent (no string tensors)"
     return "which MAX does not have"
@@ -89,10 +105,13 @@ def is_narrow(dtype) -> bool:
 def to_buffer(arr: np.ndarray):
     """A MAX ``Buffer`` on the host holding ``arr``: for bfloat16, its bytes as a same-width
     unsigned integer array reinterpreted as the MAX type (MAX 26.7's ``Buffer.from_numpy``
-    cannot read ``ml_dtypes`` arrays); other arrays as they are."""
+    cannot read ``ml_dtypes`` arrays); for the 8-bit floats, their bytes as uint8 (how onnx2max
+    holds them, :data:`BYTE_FLOATS`); other arrays as they are."""
     from max import driver
 
     arr = c_contiguous(arr)
+    if is_byte_float_dtype(arr.dtype):  # an 8-bit float: its bytes (BYTE_FLOATS)
+        return driver.Buffer.from_numpy(arr.view(np.uint8))
     if not is_narrow(arr.dtype):
         return driver.Buffer.from_numpy(arr)
     dt = max_from_numpy(arr.dtype)

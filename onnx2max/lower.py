@@ -163,6 +163,8 @@ def make_constant(value, device: DeviceRef, dtype: DType | None = None) -> Tenso
     """``ops.constant`` of ``value`` (converted to ``dtype``), keeping 0-d values 0-d (MAX 26.7's
     ``ops.constant`` makes a 0-d array shape [1])."""
     arr = np.asarray(value)
+    if dtypes.is_byte_float_dtype(arr.dtype):  # an 8-bit float: its bytes (dtypes.BYTE_FLOATS)
+        arr = arr.view(np.uint8)
     if dtype is None:
         dtype = dtypes.max_from_numpy(arr.dtype)
     if dtype in dtypes.NARROW_FLOATS:
@@ -453,6 +455,17 @@ class NodeContext:
         if e is not None and e.sym is not None:
             return list(e.sym.reshape(-1))
         return [int(v) for v in np.asarray(self.const(i)).reshape(-1)]
+
+    def elem_type(self, i: int) -> int | None:
+        """ONNX element type of input ``i`` (from shape inference, or a known value's dtype);
+        tells the 8-bit floats (held as uint8, :data:`onnx2max.dtypes.BYTE_FLOATS`) from uint8."""
+        name = self.input_name(i)
+        t = self._l.p.types.get(name)
+        if t is not None and t[0]:
+            return int(t[0])
+        if name in self._l.p.values:
+            return dtypes.from_numpy(self._l.p.values[name].dtype)
+        return None
 
     def dtype(self, i: int) -> DType:
         """MAX dtype of input ``i``."""
@@ -817,6 +830,15 @@ def lower_nodes(lw: "_Lowering", nodes) -> None:
         opset = lw.p.opset(node.domain)
         conv = registry.resolve(node.domain, node.op_type, opset)
         ctx = NodeContext(lw, node, opset)
+        if node.op_type not in dtypes.BYTE_FLOAT_OPS or node.domain not in STANDARD_DOMAINS:
+            f8 = [n for n in list(node.input) + list(node.output) if n and dtypes.is_byte_float(
+                (lw.p.types.get(n) or (0, None))[0])]
+            if f8:
+                t = dtypes.onnx_type_name(lw.p.types[f8[0]][0])
+                raise ctx.error(
+                    f"'{f8[0]}' is {t}: onnx2max holds 8-bit floats as bytes (MAX 26.7 has no "
+                    f"8-bit floats on CPU), and only {', '.join(sorted(dtypes.BYTE_FLOAT_OPS))} "
+                    "take them; cast to FLOAT16 or FLOAT first")
         if conv.layout_agnostic and _use_channels_last(ctx, lw):
             ctx.channels_last_mode = True
         try:
@@ -902,6 +924,9 @@ def lower_graph(
         for name, t in zip(p.outputs, outs):
             dt = t.dtype
             elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == dt)
+            declared = (p.types.get(name) or (0, None))[0]
+            if dtypes.is_byte_float(declared) and dt == DType.uint8:  # 8-bit float bytes
+                elem = declared
             lw.lowered.outputs.append(TensorSpec(
                 name, tuple(d if isinstance(d, int) else str(d) for d in dims_of(t)), elem))
     return g, lw.lowered

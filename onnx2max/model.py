@@ -52,7 +52,8 @@ def _scalar_bool(a: np.ndarray):
 
 
 # torch dtypes (``torch.<name>``) that numpy holds only as the ml_dtypes type of the same name
-_NARROW_NAMES = ("bfloat16",)
+_NARROW_NAMES = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
+                 "float8_e8m0fnu")
 
 
 def _to_torch(torch, a: np.ndarray):
@@ -231,8 +232,8 @@ class CompiledModel:
 
     def _execute(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         # bfloat16 arrays (ml_dtypes) go in as MAX buffers (dtypes.to_buffer)
-        arrays = [dtypes.to_buffer(a) if dtypes.is_narrow(a.dtype) else _scalar_bool(a)
-                  for a in arrays]
+        arrays = [dtypes.to_buffer(a) if dtypes.is_narrow(a.dtype) or dtypes.is_byte_float_dtype(a.dtype)
+                  else _scalar_bool(a) for a in arrays]
         if self._device.is_cpu:
             args = arrays
         else:
@@ -242,7 +243,10 @@ class CompiledModel:
             args = [(a if hasattr(a, "to") and not isinstance(a, np.ndarray)
                      else driver.Buffer.from_numpy(a)).to(acc) for a in arrays]
         results = self._model.execute(*args)
-        return [dtypes.from_buffer(r) if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
+        outs = [dtypes.from_buffer(r) if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
+        # 8-bit float outputs come back as their bytes (uint8): viewed as the ml_dtypes type
+        return [o.view(s.dtype) if o.dtype == np.uint8 and s.dtype != o.dtype and s.dtype.itemsize == 1
+                else o for o, s in zip(outs, self.outputs)]
 
     # ---- public
     def run(

@@ -787,6 +787,46 @@ def bfloat16_cases() -> list[Case]:
     ]
 
 
+def float8_cases() -> list[Case]:
+    """The 8-bit floats (held in MAX as bytes) against onnx's reference: Cast to each type with
+    ties, overflow, NaN, inf, -0 and subnormals, with and without ``saturate``; every bit
+    pattern cast back; QuantizeLinear and DequantizeLinear with 8-bit float zero points; a
+    Transpose moving the bytes; CastLike."""
+    import ml_dtypes
+
+    T = TensorProto
+    edge = np.array([1.0625, 1.1875, -1.0625, 0.3, -2.7, 464.0, 470.0, 1e6, -1e6, np.nan, np.inf,
+                     -np.inf, -0.0, 0.0, 2.0 ** -10, 3 * 2.0 ** -10, 1e-9, -1e-9, 57344.0, 61440.0,
+                     61441.0, 240.0, 248.0, 250.0], np.float32)
+
+    def one(cid, nodes, inputs, consts=None, opset=21):
+        m, feeds = make_model(nodes, inputs, consts, opset=opset)
+        return Case(cid, m, feeds, reference="onnx")
+
+    c = []
+    for t in (T.FLOAT8E4M3FN, T.FLOAT8E4M3FNUZ, T.FLOAT8E5M2, T.FLOAT8E5M2FNUZ):
+        name = T.DataType.Name(t)
+        c.append(one(f"float_to_{name}", [N("Cast", ["x"], ["y"], to=t)], {"x": edge}))
+        c.append(one(f"float16_to_{name}_no_saturate", [N("Cast", ["x"], ["y"], to=t, saturate=0)],
+                     {"x": edge.astype(np.float16)}))
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    c.append(one("FLOAT8E4M3FN_every_pattern_to_float16",
+                 [N("Cast", ["x"], ["y"], to=T.FLOAT16)], {"x": every.view(ml_dtypes.float8_e4m3fn)}))
+    c.append(one("FLOAT8E5M2FNUZ_every_pattern_transposed_to_float",
+                 [N("Transpose", ["x"], ["t"], perm=[1, 0]), N("Cast", ["t"], ["y"], to=T.FLOAT)],
+                 {"x": every.view(ml_dtypes.float8_e5m2fnuz)}))
+    c.append(one("QuantizeLinear_FLOAT8E4M3FN", [N("QuantizeLinear", ["x", "s", "z"], ["y"])],
+                 {"x": f32(3, 4, low=-300, high=300)},
+                 {"s": np.array(0.7, np.float32), "z": np.array(0, np.float32).astype(ml_dtypes.float8_e4m3fn)}))
+    c.append(one("DequantizeLinear_FLOAT8E5M2", [N("DequantizeLinear", ["x", "s", "z"], ["y"])],
+                 {"x": f32(3, 4, low=-100, high=100).astype(ml_dtypes.float8_e5m2)},
+                 {"s": np.array([0.5, 2.0, 0.25], np.float32).reshape(3), "z": np.zeros(3, ml_dtypes.float8_e5m2)}))
+    c[-1].model.graph.node[0].attribute.append(helper.make_attribute("axis", 0))
+    c.append(one("CastLike_to_FLOAT8E4M3FNUZ", [N("CastLike", ["x", "like"], ["y"])],
+                 {"x": edge}, {"like": np.zeros(1, ml_dtypes.float8_e4m3fnuz)}))
+    return c
+
+
 # ---------------------------------------------------------------- ops added for issue 12
 def added_ops_cases() -> list[Case]:
     """The ops of the ONNX domain added with the onnxruntime ops: pooling in 3-D and Lp pooling,
@@ -940,5 +980,6 @@ GROUPS = {
     "loop": loop_cases,
     "contrib": contrib_cases,
     "bfloat16": bfloat16_cases,
+    "float8": float8_cases,
     "added_ops": added_ops_cases,
 }

@@ -30,6 +30,9 @@ def assert_matches(got: np.ndarray, want: np.ndarray, what: str, atol=ATOL, rtol
         # between MAX's and numpy's order of operations
         np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=1e-4,
                                    rtol=2.0 ** -6, err_msg=what)
+    elif want.dtype.kind == "V" and want.dtype.itemsize == 1:  # the 8-bit floats (ml_dtypes)
+        # one rounding of an exact value: the bit patterns must agree (-0 and NaN included)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8), err_msg=what)
     elif want.dtype.kind == "f":
         np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=what)
     else:
@@ -127,10 +130,10 @@ def converted():
 # the same ones.)
 _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b",
                 "edge": "ops-b", "recurrent": "ops-a", "loop": "ops-a", "contrib": "ops-b",
-                "bfloat16": "ops-a", "added_ops": "ops-a"}
+                "bfloat16": "ops-a", "float8": "ops-a", "added_ops": "ops-a"}
 #: the op groups built in one compile (same value). ``matmul`` is built alone: the cache tests
 #: convert its cases again (with other weights too) and expect its compiled artifact
-_BUILT_WITH = {"shape": "ops-a", "recurrent": "ops-a", "loop": "ops-a", "bfloat16": "ops-a",
+_BUILT_WITH = {"shape": "ops-a", "recurrent": "ops-a", "loop": "ops-a", "bfloat16": "ops-a", "float8": "ops-a",
                "added_ops": "ops-a",
                "elementwise": "ops-b", "nn": "ops-b", "edge": "ops-b", "contrib": "ops-b"}
 _ORDER = ["ops-b", "ops-a", "test_zoo", "test_dynamic", "conformance-0", "conformance-1", "test_predecessor",

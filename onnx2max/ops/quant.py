@@ -14,6 +14,7 @@ from max.graph import TensorValue, ops
 from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
+from . import float8
 
 _INT = {DType.int8: np.int8, DType.uint8: np.uint8, DType.int16: np.int16,
         DType.uint16: np.uint16, DType.int32: np.int32}
@@ -44,18 +45,20 @@ def dequantize(ctx):
     """ONNX ``DequantizeLinear``: ``y = (x - zero_point) * scale`` in the scale's dtype (or
     ``output_dtype``, opset 23)."""
     x = ctx.input(0)
+    f8 = ctx.elem_type(0) if dtypes.is_byte_float(ctx.elem_type(0) or 0) else None
     if x.dtype not in _INT:
-        raise ctx.error(f"{x.dtype} data; onnx2max dequantizes int8, uint8, int16, uint16, int32")
+        raise ctx.error(f"{x.dtype} data; onnx2max dequantizes int8, uint8, int16, uint16, int32 "
+                        "and the 8-bit floats")
     r = ctx.rank(0)
     scale = _param(ctx, 1, r)
     out = scale.dtype
     od = ctx.attr("output_dtype", 0) if ctx.opset >= 23 else 0
     if od:
         out = dtypes.to_max(int(od))
-    xf = ops.cast(x, DType.float32)
+    xf = float8.decode(x, f8) if f8 else ops.cast(x, DType.float32)
     zp = _param(ctx, 2, r)
     if zp is not None:
-        xf = xf - ops.cast(zp, DType.float32)
+        xf = xf - (float8.decode(zp, f8) if f8 else ops.cast(zp, DType.float32))
     y = xf * ops.cast(scale, DType.float32)
     return ops.cast(y, out) if out != DType.float32 else y
 
@@ -68,11 +71,23 @@ def quantize(ctx):
     r = ctx.rank(0)
     scale = _param(ctx, 1, r)
     zp = _param(ctx, 2, r)
+    od = int(ctx.attr("output_dtype", 0) or 0) if ctx.opset >= 21 else 0
+    elem = ctx.elem_type(2) if zp is not None else od
+    if elem and dtypes.is_byte_float(elem):  # 8-bit floats: y = round(x / scale + zero_point)
+        saturate = bool(ctx.attr("saturate", 1)) if ctx.opset >= 19 else True
+        y = ops.cast(x, DType.float32) / ops.cast(scale, DType.float32)
+        if zp is not None:
+            y = y + float8.decode(zp, elem)
+        try:
+            return float8.encode(y, elem, saturate)
+        except ValueError as e:
+            raise ctx.error(str(e)) from None
+    if ctx.opset >= 19:
+        ctx.not_applicable("saturate")  # for the 8-bit floats only
     if zp is not None:
         out = zp.dtype
     else:
-        od = ctx.attr("output_dtype", 0) if ctx.opset >= 21 else 0
-        out = dtypes.to_max(int(od)) if od else DType.uint8
+        out = dtypes.to_max(od) if od else DType.uint8
     if out not in _INT:
         raise ctx.error(f"quantizing to {out}; onnx2max quantizes to int8, uint8, int16, uint16, int32")
     info = np.iinfo(_INT[out])

@@ -13,6 +13,7 @@ from ..layout import ChannelsLast, last_axis_of_first, to_first_perm, to_last_pe
 from ..lower import SymbolicValue, format_dims, input_shapes_hint, is_static, wide_layout
 from ..prepare import shape_values
 from ..registry import converter
+from . import float8
 
 
 def _ints(v) -> list[int]:
@@ -407,9 +408,19 @@ def size(ctx):
     return _shape_value(ctx, shape_values(ctx.node, ctx.dims(0)))
 
 
-def _cast(ctx, x, to: int):
+def _cast(ctx, x, to: int, src: int | None = None):
     if not dtypes.is_supported(to):
         raise ctx.error(f"cast to {dtypes.onnx_type_name(to)}, which MAX does not have")
+    saturate = bool(ctx.attr("saturate", 1)) if ctx.opset >= 19 else True
+    if src is not None and dtypes.is_byte_float(src):  # 8-bit float bytes -> float32
+        if to == src:
+            return x
+        x = float8.decode(x, src)
+    if dtypes.is_byte_float(to):  # -> 8-bit float bytes
+        try:
+            return float8.encode(x, to, saturate)
+        except ValueError as e:
+            raise ctx.error(str(e)) from None
     target = dtypes.to_max(to)
     if x.dtype == target:
         return x
@@ -422,17 +433,22 @@ def _cast(ctx, x, to: int):
 @converter("Cast")
 def cast(ctx):
     """ONNX ``Cast`` to the type ``to``; float -> int truncates toward zero; -> bool is
-    ``x != 0``; to and from bfloat16 too. MAX ``ops.cast``. The 8-bit float types are not
-    supported (MAX 26.7 has none on CPU), nor the 2- and 4-bit ones."""
-    return _cast(ctx, ctx.input(0), int(ctx.attr("to")))
+    ``x != 0``; to and from bfloat16 too. MAX ``ops.cast``. The 8-bit floats (held as bytes)
+    through :mod:`onnx2max.ops.float8`, with ``saturate`` (opset 19); to FLOAT8E8M0 is not
+    supported (``round_mode``), nor the 2- and 4-bit types."""
+    if ctx.opset >= 25:
+        ctx.not_applicable("round_mode")  # for FLOAT8E8M0 only, which is refused as a target
+    return _cast(ctx, ctx.input(0), int(ctx.attr("to")), ctx.elem_type(0))
 
 
 @converter("CastLike", since=15)
 def cast_like(ctx):
-    """ONNX ``CastLike``: cast input 0 to input 1's element type."""
-    target = ctx.dtype(1)
-    elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == target)
-    return _cast(ctx, ctx.input(0), elem)
+    """ONNX ``CastLike``: cast input 0 to input 1's element type (``saturate``, opset 19, for
+    the 8-bit floats)."""
+    if ctx.opset >= 25:
+        ctx.not_applicable("round_mode")
+    to = ctx.elem_type(1) or next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == ctx.dtype(1))
+    return _cast(ctx, ctx.input(0), to, ctx.elem_type(0))
 
 
 @converter("Constant")
