@@ -970,6 +970,146 @@ def scan_and_function_cases() -> list[Case]:
     return c
 
 
+def coverage_cases() -> list[Case]:
+    """One case (or a few, where forms have different code) for each registered op type that
+    the other groups leave out, compared with onnxruntime: trigonometric and other elementwise
+    functions, activations, the bitwise and logic ops, normalizations, indexing and scatter,
+    Resize/Upsample, TopK, Tile, Pad, Trilu, OneHot, the losses, DynamicQuantizeLinear,
+    CenterCropPad, Attention (opset 23), NonZero and Compress (their count a symbolic dim), Det,
+    Col2Im, MaxUnpool, STFT and DeformConv.
+    (EyeLike depends only on a static shape and is computed at conversion, so its case is
+    followed by an Add that MAX computes.)"""
+    c = []
+    x = f32(2, 3, 4, 5)
+    unit = f32(2, 3, 4, 5, low=-0.9, high=0.9)
+    big = f32(2, 3, 4, 5, low=1.1, high=3.0)
+    for op, a in [("Sin", x), ("Cos", x), ("Tan", unit), ("Asin", unit), ("Acos", unit), ("Atan", x),
+                  ("Sinh", x), ("Cosh", x), ("Asinh", x), ("Atanh", unit), ("Acosh", big),
+                  ("Sign", np.round(x)), ("Round", x * 3), ("Softplus", x), ("Softsign", x),
+                  ("Elu", x), ("Selu", x), ("Celu", x), ("Mish", x), ("ThresholdedRelu", x),
+                  ("Shrink", x), ("IsNaN", np.where(x > 1.5, np.nan, x).astype(np.float32)),
+                  ("IsInf", np.where(x > 1.5, np.inf, np.where(x < -1.5, -np.inf, x)).astype(np.float32))]:
+        c.append(node(f"cov-{op}", op, [a], opset=18 if op == "Mish" else 17))
+    c.append(node("cov-Hardmax-axis1", "Hardmax", [x], {"axis": 1}))
+    c.append(node("cov-Shrink-bias", "Shrink", [x], {"lambd": 0.7, "bias": 0.2}))
+    c.append(node("cov-PRelu-slope", "PRelu", [x, f32(3, 1, 1)], consts=(1,)))
+    c.append(node("cov-Mean", "Mean", [x, f32(4, 5), f32(1, 5)]))
+    c.append(node("cov-Mod-int-sign", "Mod", [i64(-7, 7, -8, 9, 5), i64(3, -3, 3, -4, 5)]))
+    c.append(node("cov-Mod-fmod", "Mod", [x, np.float32(0.7) + np.abs(f32(4, 5))], {"fmod": 1}))
+    c.append(node("cov-GreaterOrEqual", "GreaterOrEqual", [np.round(x), np.round(f32(4, 5))]))
+    c.append(node("cov-LessOrEqual", "LessOrEqual", [np.round(x), np.round(f32(4, 5))]))
+    b1, b2 = RNG.random((3, 4)) > 0.5, RNG.random((3, 4)) > 0.5
+    c.append(node("cov-Xor", "Xor", [b1, b2]))
+    i1 = RNG.integers(-100, 100, size=(3, 4)).astype(np.int32)
+    i2 = RNG.integers(-100, 100, size=(3, 4)).astype(np.int32)
+    for op in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
+        c.append(node(f"cov-{op}", op, [i1, i2], opset=18))
+    c.append(node("cov-BitwiseNot", "BitwiseNot", [i1], opset=18))
+    u = RNG.integers(0, 200, size=(3, 4)).astype(np.uint32)
+    c.append(node("cov-BitShift-left", "BitShift", [u, np.full((3, 4), 2, np.uint32)], {"direction": "LEFT"}))
+    c.append(node("cov-BitShift-right", "BitShift", [u, np.full((4,), 3, np.uint32)], {"direction": "RIGHT"}))
+    c.append(node("cov-ArgMax-keepdims", "ArgMax", [x], {"axis": 2}))
+    c.append(node("cov-ArgMin-last-index", "ArgMin", [np.round(x)], {"axis": 1, "keepdims": 0,
+                                                                     "select_last_index": 1}))
+    c.append(node("cov-CumSum-exclusive-reverse", "CumSum", [x, np.array(2, np.int64)],
+                  {"exclusive": 1, "reverse": 1}, consts=(1,)))
+    c.append(node("cov-CumProd", "CumProd", [f32(3, 4, low=0.5, high=1.5), np.array(1, np.int64)], consts=(1,),
+                  opset=26))
+    c.append(node("cov-DepthToSpace-CRD", "DepthToSpace", [f32(1, 8, 2, 3)], {"blocksize": 2, "mode": "CRD"}))
+    c.append(node("cov-SpaceToDepth", "SpaceToDepth", [f32(1, 2, 4, 6)], {"blocksize": 2}))
+    c.append(node("cov-GatherElements", "GatherElements", [f32(3, 4), np.array([[0, 2, -1, 1], [3, 0, 1, 2]],
+                                                                               np.int64)], {"axis": 1}))
+    c.append(node("cov-GatherND-batch", "GatherND", [f32(2, 3, 4), np.array([[[1, 2], [0, 3]], [[2, 0], [1, 1]]],
+                                                                           np.int64)], {"batch_dims": 1}))
+    c.append(node("cov-ScatterElements-add", "ScatterElements",
+                  [f32(3, 4), np.array([[0, 2], [1, 0]], np.int64), f32(2, 2)], {"axis": 1, "reduction": "add"}))
+    c.append(node("cov-ScatterND", "ScatterND", [f32(4, 3), np.array([[1], [3]], np.int64), f32(2, 3)]))
+    c.append(node("cov-Scatter-v9", "Scatter", [f32(3, 4), np.array([[0, 2], [1, 0]], np.int64), f32(2, 2)],
+                  {"axis": 1}, opset=9))
+    c.append(node("cov-OneHot", "OneHot", [np.array([0, 3, -1, 2], np.int64), np.array(4, np.int64),
+                                           np.array([0.0, 5.0], np.float32)], {"axis": 0}, consts=(1,), opset=11))
+    c.append(node("cov-Trilu-lower-k", "Trilu", [f32(2, 4, 5), np.array(1, np.int64)], {"upper": 0}, consts=(1,)))
+    c.append(node("cov-Tile", "Tile", [f32(2, 3), np.array([2, 3], np.int64)], consts=(1,)))
+    c.append(node("cov-Pad-reflect", "Pad", [x, np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)],
+                  {"mode": "reflect"}, consts=(1,)))
+    c.append(node("cov-Pad-constant-value", "Pad", [x, np.array([0, 1, 1, 0, 0, 0, 2, 1], np.int64),
+                                                    np.array(1.5, np.float32)], consts=(1, 2)))
+    c.append(node("cov-TopK-smallest", "TopK", [x, np.array([3], np.int64)], {"axis": -1, "largest": 0},
+                  consts=(1,), n_out=2))
+    c.append(node("cov-Resize-linear-half-pixel", "Resize", [f32(1, 2, 4, 5), None, np.array([1, 1, 1.5, 2.0],
+                                                                                           np.float32)],
+                  {"mode": "linear"}, consts=(2,), opset=13))
+    c.append(node("cov-Resize-nearest-sizes", "Resize", [f32(1, 2, 4, 5), None, None, np.array([1, 2, 7, 3],
+                                                                                             np.int64)],
+                  {"mode": "nearest", "nearest_mode": "floor"}, consts=(3,), opset=13))
+    c.append(node("cov-Resize-cubic-align-corners", "Resize", [f32(1, 1, 4, 4), None, np.array([1, 1, 2, 2],
+                                                                                             np.float32)],
+                  {"mode": "cubic", "coordinate_transformation_mode": "align_corners"}, consts=(2,), opset=13))
+    c.append(node("cov-Upsample-v9", "Upsample", [f32(1, 2, 3, 4), np.array([1, 1, 2, 3], np.float32)],
+                  consts=(1,), opset=9))
+    c.append(node("cov-InstanceNormalization", "InstanceNormalization", [x, f32(3), f32(3)], consts=(1, 2)))
+    c.append(node("cov-GroupNormalization", "GroupNormalization", [f32(2, 4, 3, 5), f32(4), f32(4)],
+                  {"num_groups": 2}, consts=(1, 2), opset=21))
+    c.append(node("cov-MeanVarianceNormalization", "MeanVarianceNormalization", [x], {"axes": [0, 2]}, opset=9))
+    c.append(node("cov-RMSNormalization", "RMSNormalization", [x, f32(5)], {"epsilon": 1e-5}, consts=(1,),
+                  opset=23))
+    c.append(node("cov-CenterCropPad", "CenterCropPad", [f32(5, 4, 3), np.array([3, 6], np.int64)],
+                  {"axes": [0, 1]}, consts=(1,), opset=18))
+    c.append(node("cov-DynamicQuantizeLinear", "DynamicQuantizeLinear", [x], opset=11, n_out=3))
+    scores, labels = f32(3, 5, 2), np.array([[0, 4], [2, 1], [3, -1]], np.int64)
+    c.append(node("cov-NegativeLogLikelihoodLoss-mean-ignore", "NegativeLogLikelihoodLoss", [scores, labels],
+                  {"reduction": "mean", "ignore_index": -1}, opset=13))
+    c.append(node("cov-SoftmaxCrossEntropyLoss-weights", "SoftmaxCrossEntropyLoss",
+                  [scores, np.abs(labels), f32(5, low=0.5, high=1.5)], {"reduction": "sum"}, consts=(2,),
+                  opset=13))
+    c.append(node("cov-Attention-4d-causal", "Attention", [f32(1, 2, 4, 8), f32(1, 2, 6, 8), f32(1, 2, 6, 8)],
+                  {"is_causal": 1}, opset=23))
+    c.append(node("cov-Swish-alpha", "Swish", [x], {"alpha": 0.7}, opset=24))
+    c.append(node("cov-NonZero", "NonZero", [np.round(f32(3, 4))]))
+    c.append(node("cov-Compress-axis", "Compress", [f32(3, 4), RNG.random(4) > 0.5], {"axis": 1}))
+    c.append(node("cov-Det-batch", "Det", [f32(2, 3, 4, 4)], opset=22))
+    sing = f32(3, 3)
+    sing[2] = sing[0] + sing[1]  # singular: determinant 0
+    c.append(node("cov-Det-2d-pivoting", "Det", [np.array([[0.0, 2.0, 1.0], [1.0, 1.0, 0.0],
+                                                           [3.0, 0.0, 1.0]], np.float32)]))
+    c.append(node("cov-Det-singular", "Det", [np.stack([sing, f32(3, 3)])]))
+    c.append(node("cov-Col2Im-pads-strides-dilations", "Col2Im",
+                  [f32(2, 3 * 2 * 3, 9), np.array([5, 6], np.int64), np.array([2, 3], np.int64)],
+                  {"pads": [1, 0, 0, 1], "strides": [2, 1], "dilations": [1, 2]}, consts=(1, 2), opset=18))
+    xp = f32(1, 2, 4, 4)
+    # MaxPool's values and Indices, unpooled
+    pv = xp.reshape(1, 2, 2, 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(1, 2, 2, 2, 4)
+    arg = pv.argmax(-1)
+    vals = pv.max(-1)
+    hh, ww = np.meshgrid(np.arange(2), np.arange(2), indexing="ij")
+    flat = (np.arange(2).reshape(1, 2, 1, 1) * 16 + (hh * 2 + arg // 2) * 4 + ww * 2 + arg % 2).astype(np.int64)
+    c.append(node("cov-MaxUnpool", "MaxUnpool", [vals.astype(np.float32), flat], {"kernel_shape": [2, 2],
+                                                                                  "strides": [2, 2]}, opset=11))
+    # with output_shape, onnx's reference (followed here, and by the backend test's data) unpools
+    # to the inferred shape and pads the end; onnxruntime indexes the output_shape tensor instead
+    unpool = node("cov-MaxUnpool-output-shape", "MaxUnpool",
+                  [vals.astype(np.float32), flat, np.array([1, 2, 5, 5], np.int64)],
+                  {"kernel_shape": [2, 2], "strides": [2, 2]}, consts=(2,), opset=11)
+    unpool.reference = "onnx"
+    c.append(unpool)
+    c.append(node("cov-STFT-window-onesided", "STFT",
+                  [f32(2, 40, 1), np.array(6, np.int64), np.hanning(10).astype(np.float32)],
+                  {"onesided": 1}, consts=(1,), opset=17))
+    c.append(node("cov-STFT-complex-frame-length", "STFT",
+                  [f32(1, 32, 2), np.array(8, np.int64), None, np.array(12, np.int64)], {"onesided": 0},
+                  consts=(1, 3), opset=17))
+    c.append(node("cov-DeformConv-mask-bias-pads", "DeformConv",
+                  [f32(1, 2, 5, 6), f32(3, 2, 3, 3), f32(1, 2 * 9, 5, 6, low=-1.5, high=1.5), f32(3),
+                   f32(1, 9, 5, 6, low=0.0, high=1.0)], {"pads": [1, 1, 1, 1]}, consts=(1, 3), opset=22))
+    c.append(node("cov-DeformConv-groups-strides-dilations", "DeformConv",
+                  [f32(2, 4, 7, 7), f32(4, 2, 2, 2), f32(2, 2 * 2 * 4, 3, 3, low=-2.0, high=2.0)],
+                  {"group": 2, "offset_group": 2, "strides": [2, 2], "dilations": [2, 1]}, consts=(1,),
+                  opset=22))
+    c.append(graph("cov-EyeLike-then-Add", [N("EyeLike", ["x"], ["e"], k=1), N("Add", ["e", "x"], ["y"])],
+                   {"x": f32(3, 4)}))
+    return c
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
@@ -982,4 +1122,5 @@ GROUPS = {
     "bfloat16": bfloat16_cases,
     "float8": float8_cases,
     "added_ops": added_ops_cases,
+    "coverage": coverage_cases,
 }

@@ -64,3 +64,52 @@ def gemm(ctx):
             c = c * beta
         y = y + c
     return y
+
+
+@converter("Det", since=11)
+def det(ctx):
+    """ONNX ``Det``: the determinant of each square matrix in the last two dims ``[..., M, M]``,
+    by Gaussian elimination with partial pivoting written out for the static ``M`` (each step:
+    the row of largest magnitude in the column swapped up through a one-hot mix, which flips the
+    sign, then the rows below eliminated); the product of the pivots times the sign. A zero
+    pivot column (a singular matrix) gives 0. MAX has no determinant op."""
+    import numpy as np
+    from max.dtype import DType
+
+    xs = ctx.shape(0)
+    if len(xs) < 2 or xs[-1] != xs[-2]:
+        raise ctx.error(f"input shape {tuple(xs)}; Det needs square matrices in the last two dims")
+    a = ctx.input(0)
+    dt = a.dtype
+    m = xs[-1]
+    one = ctx.constant(np.array(1, dt.to_numpy()), dt)
+    zero = ctx.constant(np.array(0, dt.to_numpy()), dt)
+    sign = None
+    pivots = []
+    for k in range(m):
+        rows = a[..., k:, :]  # [..., m-k, m]
+        if k < m - 1:
+            p = ops.argmax(ops.abs(rows[..., :, k]), axis=-1)  # [..., 1]
+            ar = ctx.constant(np.arange(m - k, dtype=np.int64), DType.int64)
+            e_p = ops.cast(ops.equal(p, ar), dt)  # [..., m-k] one-hot of the pivot row
+            e_0 = ctx.constant(np.eye(1, m - k, dtype=dt.to_numpy()).reshape(m - k), dt)
+            pivot_row = ops.sum(rows * ops.unsqueeze(e_p, -1), axis=-2)  # [..., 1, m]
+            diff = pivot_row - rows[..., 0:1, :]
+            rows = rows + ops.unsqueeze(e_0 - e_p, -1) * diff  # swap row 0 and the pivot row
+            swapped = ops.where(ops.equal(p, ctx.constant(np.zeros(1, np.int64), DType.int64)), one, zero - one)
+            sign = swapped if sign is None else sign * swapped
+        piv = rows[..., 0, k]  # [...]
+        pivots.append(piv)
+        if k < m - 1:
+            safe = ops.where(ops.equal(piv, zero), one, piv)
+            f = rows[..., 1:, k] / ops.unsqueeze(safe, -1)  # [..., m-k-1]
+            f = ops.where(ops.equal(ops.unsqueeze(piv, -1), zero), zero, f)
+            below = rows[..., 1:, :] - ops.unsqueeze(f, -1) * rows[..., 0:1, :]
+            a = ops.concat([a[..., :k, :], rows[..., 0:1, :], below], axis=-2) if k else \
+                ops.concat([rows[..., 0:1, :], below], axis=-2)
+    d = pivots[0]
+    for p in pivots[1:]:
+        d = d * p
+    if sign is not None:
+        d = d * ops.squeeze(sign, -1)
+    return d

@@ -639,3 +639,133 @@ def affine_grid(ctx):
     grid = ops.matmul(theta, ctx.constant(base.astype(np_dt), theta.dtype))  # (N, nd, points)
     nd = len(spatial)
     return ops.reshape(ops.permute(grid, [0, 2, 1]), [size[0], *spatial, nd])
+
+
+@converter("Col2Im", since=18)
+def col2im(ctx):
+    """ONNX ``Col2Im``: sums the sliding blocks of input ``[N, C*prod(block_shape), L]`` back into
+    images ``[N, C, *image_shape]`` (any number of spatial dims; ``dilations``, ``pads``,
+    ``strides``). ``image_shape`` and ``block_shape`` are known at conversion; the block-to-pixel
+    map is a 0/1 matrix built then, so MAX computes one MatMul ``[N, C, K*L] @ [K*L, prod(image)]``
+    (cells that fall in the padding are dropped)."""
+    image = [int(v) for v in np.asarray(ctx.const(1)).reshape(-1)]
+    block = [int(v) for v in np.asarray(ctx.const(2)).reshape(-1)]
+    n_sp = len(image)
+    if len(block) != n_sp:
+        raise ctx.error(f"image_shape {image} and block_shape {block} differ in length")
+    dil = [int(v) for v in (ctx.attr("dilations") or [1] * n_sp)]
+    strides = [int(v) for v in (ctx.attr("strides") or [1] * n_sp)]
+    pads = [int(v) for v in (ctx.attr("pads") or [0] * (2 * n_sp))]
+    xs = ctx.shape(0)
+    k = _prod(block)
+    if len(xs) != 3 or xs[1] % k:
+        raise ctx.error(f"input shape {tuple(xs)}; expected [N, C*{k}, L]")
+    blocks = [(image[d] + pads[d] + pads[d + n_sp] - dil[d] * (block[d] - 1) - 1) // strides[d] + 1
+              for d in range(n_sp)]
+    if _prod(blocks) != xs[2] or min(blocks) < 1:
+        raise ctx.error(f"input has {xs[2]} blocks; image_shape {image}, block_shape {block}, pads, "
+                        f"strides and dilations give {blocks}")
+    c = xs[1] // k
+    n_l = _prod(blocks)
+    m = np.zeros((k * n_l, _prod(image)), dtypes.numpy_of_max(ctx.dtype(0)))
+    for ki, kpos in enumerate(np.ndindex(*block)):
+        for li, bpos in enumerate(np.ndindex(*blocks)):
+            pix = [bpos[d] * strides[d] + kpos[d] * dil[d] - pads[d] for d in range(n_sp)]
+            if all(0 <= pix[d] < image[d] for d in range(n_sp)):
+                m[ki * n_l + li, np.ravel_multi_index(pix, image)] += 1
+    x = ops.reshape(ctx.input(0), [xs[0], c, k * n_l])
+    y = ops.matmul(x, ctx.constant(m, ctx.dtype(0)))
+    return ops.reshape(y, [xs[0], c, *image])
+
+
+@converter("MaxUnpool", since=9)
+def max_unpool(ctx):
+    """ONNX ``MaxUnpool``: writes each value of X at its index (input 1, flat over the whole
+    unpooled tensor, as MaxPool's Indices) in zeros of the unpooled shape
+    ``(in - 1) * stride + kernel - pads`` per spatial dim (MAX ``ops.scatter_nd``); with
+    ``output_shape`` (input 2, known at conversion) that result is zero-padded at the end to it,
+    as onnx's reference does."""
+    xs = ctx.shape(0)
+    n_sp = len(xs) - 2
+    kernel = [int(v) for v in ctx.attr("kernel_shape")]
+    strides = [int(v) for v in (ctx.attr("strides") or [1] * n_sp)]
+    pads = [int(v) for v in (ctx.attr("pads") or [0] * (2 * n_sp))]
+    inferred = list(xs[:2]) + [(xs[2 + d] - 1) * strides[d] - pads[d] - pads[d + n_sp] + kernel[d]
+                               for d in range(n_sp)]
+    x = ctx.input(0)
+    idx = ops.reshape(ops.cast(ctx.input(1), DType.int64), [_prod(xs), 1])
+    zeros = ctx.constant(np.zeros(_prod(inferred), dtypes.numpy_of_max(x.dtype)), x.dtype)
+    y = ops.reshape(ops.scatter_nd(zeros, ops.reshape(x, [_prod(xs)]), idx), inferred)
+    if ctx.num_inputs > 2 and ctx.has_input(2):
+        out = [int(v) for v in np.asarray(ctx.const(2)).reshape(-1)]
+        if len(out) != len(inferred) or any(o < i for o, i in zip(out, inferred)):
+            raise ctx.error(f"output_shape {out} is smaller than the unpooled shape {inferred}")
+        extra = [e for o, i in zip(out, inferred) for e in (0, o - i)]
+        if any(extra):
+            y = ops.pad(y, extra, value=ctx.constant(np.array(0, dtypes.numpy_of_max(x.dtype)), x.dtype))
+    return y
+
+
+@converter("DeformConv", since=19)
+def deform_conv(ctx):
+    """ONNX ``DeformConv`` (2-D): each kernel tap of each output position samples X at its regular
+    position plus its learned ``offset`` (input 2, ``[N, offset_group*kH*kW*2, oH, oW]``, (y, x)
+    pairs), bilinearly with zeros outside (as onnx's reference, through GridSample with
+    align_corners), times ``mask`` (input 4) if given; then the taps are a grouped convolution
+    with W as one batched MatMul, plus ``B`` (input 3). The four neighbours of every sample
+    are gathered with MAX ``ops.gather_nd`` from the channels-last image of its offset group."""
+    xs, ws = ctx.shape(0), ctx.shape(1)
+    if len(xs) != 4:
+        raise ctx.error(f"input of rank {len(xs)}; DeformConv is supported in 2-D")
+    n, c, h, w = xs
+    oc = ws[0]
+    kh, kw = [int(v) for v in (ctx.attr("kernel_shape") or ws[2:])]
+    sh, sw = [int(v) for v in (ctx.attr("strides") or [1, 1])]
+    dh, dw = [int(v) for v in (ctx.attr("dilations") or [1, 1])]
+    pt, pl, _, _ = [int(v) for v in (ctx.attr("pads") or [0, 0, 0, 0])]
+    group = int(ctx.attr("group") or 1)
+    og = int(ctx.attr("offset_group") or 1)
+    offs = ctx.shape(2)
+    oh, ow = offs[2], offs[3]
+    k, p = kh * kw, oh * ow
+    if c % og or c != ws[1] * group or oc % group or offs[1] != og * k * 2:
+        raise ctx.error(f"X {tuple(xs)}, W {tuple(ws)}, offset {tuple(offs)} do not fit group {group} "
+                        f"and offset_group {og}")
+    dt = ctx.dtype(0)
+    np_dt = dtypes.numpy_of_max(dt)
+    cg = c // og
+    # regular sampling positions [K, P]
+    ki, kj = np.meshgrid(np.arange(kh) * dh, np.arange(kw) * dw, indexing="ij")
+    oi, oj = np.meshgrid(np.arange(oh) * sh - pt, np.arange(ow) * sw - pl, indexing="ij")
+    base_y = (ki.reshape(k, 1) + oi.reshape(1, p)).astype(np_dt)
+    base_x = (kj.reshape(k, 1) + oj.reshape(1, p)).astype(np_dt)
+    off = ops.reshape(ctx.input(2), [n, og, k, 2, p])
+    py = off[:, :, :, 0, :] + ctx.constant(base_y, dt)  # [N, og, K, P]
+    px = off[:, :, :, 1, :] + ctx.constant(base_x, dt)
+    y0, x0 = ops.floor(py), ops.floor(px)
+    fy, fx = py - y0, px - x0
+    img = ops.permute(ops.reshape(ctx.input(0), [n, og, cg, h * w]), [0, 1, 3, 2])  # [N, og, HW, cg]
+    one = ctx.constant(np.array(1, np_dt), dt)
+    zero = ctx.constant(np.array(0, np_dt), dt)
+    sample = None
+    for yy, xx, wt in ((y0, x0, (one - fy) * (one - fx)), (y0, x0 + one, (one - fy) * fx),
+                       (y0 + one, x0, fy * (one - fx)), (y0 + one, x0 + one, fy * fx)):
+        inside = ops.logical_and(
+            ops.logical_and(ops.greater_equal(yy, zero), ops.greater(ctx.constant(np.array(h, np_dt), dt), yy)),
+            ops.logical_and(ops.greater_equal(xx, zero), ops.greater(ctx.constant(np.array(w, np_dt), dt), xx)))
+        yc = ops.min(ops.max(yy, zero), ctx.constant(np.array(h - 1, np_dt), dt))
+        xc = ops.min(ops.max(xx, zero), ctx.constant(np.array(w - 1, np_dt), dt))
+        flat = ops.cast(yc * ctx.constant(np.array(w, np_dt), dt) + xc, DType.int64)  # [N, og, K, P]
+        got = ops.gather_nd(img, ops.reshape(flat, [n, og, k * p, 1]), batch_dims=2)  # [N, og, KP, cg]
+        wt = ops.where(inside, wt, zero)
+        term = got * ops.reshape(wt, [n, og, k * p, 1])
+        sample = term if sample is None else sample + term
+    if ctx.num_inputs > 4 and ctx.has_input(4):
+        sample = sample * ops.reshape(ctx.input(4), [n, og, k * p, 1])
+    cols = ops.permute(ops.reshape(sample, [n, og, k, p, cg]), [0, 1, 4, 2, 3])  # [N, og, cg, K, P]
+    cols = ops.reshape(cols, [n, group, (c // group) * k, p])
+    wm = ops.reshape(ctx.input(1), [1, group, oc // group, (c // group) * k])
+    y = ops.reshape(ops.matmul(wm, cols), [n, oc, oh, ow])
+    if ctx.num_inputs > 3 and ctx.has_input(3):
+        y = y + ops.reshape(ctx.input(3), [1, oc, 1, 1])
+    return y

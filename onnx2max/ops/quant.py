@@ -1,7 +1,7 @@
 """Linear quantization: QuantizeLinear and DequantizeLinear (ONNX sections of the same
-names) for the integer types MAX has (int8, uint8, int16, uint16, int32), per tensor, per axis
-or per block (``block_size``, opset 21). 2- and 4-bit types are not MAX types, and MAX 26.7 has
-no 8-bit floats on CPU. The integer ops on quantized data (MatMulInteger, ConvInteger,
+names) for the integer types MAX has (int8, uint8, int16, uint16, int32) and the 8-bit floats
+(held as bytes, :mod:`onnx2max.ops.float8`), per tensor, per axis or per block (``block_size``,
+opset 21). 2- and 4-bit types are not MAX types. The integer ops on quantized data (MatMulInteger, ConvInteger,
 QLinearMatMul, QLinearConv) are here too.
 """
 

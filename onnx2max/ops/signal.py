@@ -99,3 +99,45 @@ def dft_20(ctx):
     """ONNX ``DFT``-20: as DFT-17, with ``axis`` an input (known at conversion, default -2)."""
     axis = int(np.asarray(ctx.const(2)).reshape(())) if ctx.num_inputs > 2 and ctx.has_input(2) else -2
     return _dft(ctx, axis)
+
+
+@converter("STFT", since=17)
+def stft(ctx):
+    """ONNX ``STFT``: the short-time Fourier transform of ``signal [batch, length, 1 or 2]``:
+    frames of ``frame_length`` (input 3, else the window's length) every ``frame_step`` (input 1)
+    samples, ``1 + (length - frame_length) // frame_step`` of them (a Gather with a constant index
+    matrix), each multiplied by ``window`` (input 2, else ones) and transformed as DFT does
+    (``onesided``: the first ``frame_length // 2 + 1`` bins). Output ``[batch, frames, bins, 2]``.
+    ``frame_step`` and ``frame_length`` are known at conversion."""
+    x = ctx.input(0)
+    xs = ctx.shape(0)
+    if len(xs) != 3 or xs[-1] not in (1, 2):
+        raise ctx.error(f"signal shape {tuple(xs)}; expected [batch, length, 1 or 2]")
+    step = int(np.asarray(ctx.const(1)).reshape(()))
+    has_window = ctx.num_inputs > 2 and ctx.has_input(2)
+    if ctx.num_inputs > 3 and ctx.has_input(3):
+        n = int(np.asarray(ctx.const(3)).reshape(()))
+    elif has_window:
+        n = ctx.shape(2)[0]
+    else:
+        n = xs[1]
+    if step < 1 or n < 1 or n > xs[1]:
+        raise ctx.error(f"frame_step {step}, frame_length {n} for a signal of length {xs[1]}")
+    frames = 1 + (xs[1] - n) // step
+    dt = x.dtype
+    np_dt = np.dtype(dt.to_numpy())
+    idx = (np.arange(frames)[:, None] * step + np.arange(n)[None, :]).astype(np.int64)
+    f = ops.gather(x, ctx.constant(idx), axis=1)  # [batch, frames, n, c]
+    if has_window:
+        f = f * ops.reshape(ctx.input(2), [1, 1, n, 1])
+    re = ops.squeeze(f[..., 0:1], -1)
+    bins = n // 2 + 1 if bool(ctx.attr("onesided")) else n
+    theta = 2 * np.pi * np.arange(n).reshape(-1, 1) * np.arange(bins).reshape(1, -1) / n
+    cos, msin = np.cos(theta).astype(np_dt), (-np.sin(theta)).astype(np_dt)
+    y_re = ops.matmul(re, ctx.constant(cos, dt))
+    y_im = ops.matmul(re, ctx.constant(msin, dt))
+    if xs[-1] == 2:  # (a + ib)(cos - i sin) = a cos + b sin + i(b cos - a sin)
+        im = ops.squeeze(f[..., 1:2], -1)
+        y_re = y_re - ops.matmul(im, ctx.constant(msin, dt))
+        y_im = y_im + ops.matmul(im, ctx.constant(cos, dt))
+    return ops.stack([y_re, y_im], axis=-1)
