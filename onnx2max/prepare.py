@@ -296,7 +296,8 @@ def _resolve_inputs(
 #: LogSoftmax and Hardmax before opset 13 do not coerce the input to 2-D at ``axis``; LRN
 #: differs for size 5; LpNormalization with p=1 divides by the plain sum; RNN, GRU and LSTM
 #: differ with sequence_lens, clip or input_forget; Loop without a condition input or with scan
-#: outputs is wrong. Such nodes are never
+#: outputs is wrong; NegativeLogLikelihoodLoss with ignore_index averages over every element.
+#: Such nodes are never
 #: folded: MAX computes them at run time.
 REFERENCE_WRONG = (
     ("Softmax", 1, 12),
@@ -311,6 +312,9 @@ REFERENCE_WRONG = (
     # no condition input runs no iteration, and scan outputs are concatenated, not stacked
     # (onnx 1.23's evaluator; found by tests/test_folding.py on the Loop op cases)
     ("Loop", 1, 10**6),
+    # with ignore_index and reduction "mean", divides by every element instead of the summed
+    # weights of the elements not ignored (found by tests/test_folding.py on the op cases)
+    ("NegativeLogLikelihoodLoss", 1, 10**6),
 )
 
 
