@@ -858,13 +858,7 @@ def _inline_control_flow(
             carried = [rename.get(o, o) for o in b_out[1:1 + n_carried]]
             for k, o in enumerate(b_out[1 + n_carried:]):
                 u = f"__loop{uid}_{it}_scan{k}"
-                if opset >= 13:
-                    nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), f"{u}_axes"], [u]))
-                    nodes.insert(0, helper.make_node(
-                        "Constant", [], [f"{u}_axes"],
-                        value=numpy_helper.from_array(np.array([0], np.int64))))
-                else:
-                    nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o)], [u], axes=[0]))
+                nodes.extend(_unsqueeze_nodes(rename.get(o, o), u, 0, opset))
                 scans[k].append(u)
         for src, dst in zip(carried, node.output[:n_carried]):
             if dst:
@@ -877,6 +871,15 @@ def _inline_control_flow(
             nodes.append(helper.make_node("Concat", scans[k], [dst], axis=0))
         return nodes
     return None
+
+
+def _unsqueeze_nodes(src: str, dst: str, axis: int, opset: int) -> list[onnx.NodeProto]:
+    """``dst = Unsqueeze(src)`` at ``axis``, as the opset writes it (axes an input from 13)."""
+    if opset < 13:
+        return [helper.make_node("Unsqueeze", [src], [dst], axes=[axis])]
+    return [helper.make_node("Constant", [], [f"{dst}_axes"],
+                             value=numpy_helper.from_array(np.array([axis], np.int64))),
+            helper.make_node("Unsqueeze", [src, f"{dst}_axes"], [dst])]
 
 
 def _unroll_scan(node: onnx.NodeProto, attrs, values, types, uid: int,
@@ -931,13 +934,8 @@ def _unroll_scan(node: onnx.NodeProto, attrs, values, types, uid: int,
         nodes.extend(_copy_nodes(body, rename))
         state = [rename.get(o, o) for o in b_out[:n_state]]
         for j, o in enumerate(b_out[n_state:]):
-            u, ax = f"{pre}{t}_out{j}", f"{pre}{t}_out{j}_axes"
-            if opset >= 13:
-                nodes.append(helper.make_node("Constant", [], [ax], value=numpy_helper.from_array(
-                    np.array([out_axes[j]], np.int64))))
-                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o), ax], [u]))
-            else:
-                nodes.append(helper.make_node("Unsqueeze", [rename.get(o, o)], [u], axes=[out_axes[j]]))
+            u = f"{pre}{t}_out{j}"
+            nodes.extend(_unsqueeze_nodes(rename.get(o, o), u, out_axes[j], opset))
             steps[j].append(u)
     for src, dst in zip(state, node.output[:n_state]):
         if dst:
