@@ -299,35 +299,45 @@ def _probe(case):
     return CaseResult(case.name, op, FAILED, "too many inputs needed at conversion time")
 
 
-def _compile_in_child(names: list[str], cache_dir) -> int:
+def _compile_in_child(names: list[str], cache_dir) -> tuple[int, str]:
     """Compile the cases ``names`` into the compile cache in a child process (``python -m
     onnx2max.conformance NAME ...``), so that a MAX crash (a segmentation fault in the
-    compiler) kills the child, not the run. Returns the child's exit status: 0 compiled (the
-    parent then loads the batch from the cache), negative a signal (it crashed), positive
-    another failure (the parent compiles in-process and records the error)."""
+    compiler) kills the child, not the run. Returns the child's exit status and, when its
+    compile failed, the error in one line: status 0 compiled (the parent then loads the batch
+    from the cache), negative a signal (it crashed), positive another failure (with the error
+    when the compile raised one; without, the parent compiles in-process and records the
+    error)."""
     import subprocess
     import sys
+    import tempfile
 
     env = dict(os.environ)
     if cache_dir is not None:
         env["ONNX2MAX_CACHE_DIR"] = str(cache_dir)
-    return subprocess.run([sys.executable, "-m", "onnx2max.conformance", *names], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    with tempfile.TemporaryDirectory(prefix="onnx2max-conformance-") as tmp:
+        err_file = Path(tmp) / "error.txt"
+        env["ONNX2MAX_CONFORMANCE_ERROR_FILE"] = str(err_file)
+        rc = subprocess.run([sys.executable, "-m", "onnx2max.conformance", *names], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        err = err_file.read_text().strip() if err_file.exists() else ""
+    return rc, err
 
 
 def _compile(batch, cache_dir, isolate: bool = True):
     """Compile a batch as one module; on a compile error, split it to isolate the culprit.
     With ``isolate``, the batch is compiled in a child process first (:func:`_compile_in_child`);
-    a batch whose compile crashes is split the same way, and a single case that crashes the
-    compiler is recorded as failed with the signal."""
+    a batch whose compile crashes or fails there is split the same way without compiling it
+    again here, and a single case that crashes the compiler is recorded as failed with the
+    signal (one that fails, with the compiler's error)."""
     from .compiler import build, resolve_device
     from .model import CompiledModel
 
     if isolate:
-        rc = _compile_in_child([c.name for c, _ in batch], cache_dir)
-        if rc < 0:
+        rc, err = _compile_in_child([c.name for c, _ in batch], cache_dir)
+        if rc < 0 or (rc > 0 and err):
             if len(batch) == 1:
-                return [(batch[0][0], None, f"MAX crashed compiling this case (signal {-rc}, "
+                return [(batch[0][0], None, err if rc > 0 else
+                         f"MAX crashed compiling this case (signal {-rc}, "
                          "e.g. a segmentation fault in the graph compiler)")]
             half = len(batch) // 2
             return _compile(batch[:half], cache_dir) + _compile(batch[half:], cache_dir)
@@ -588,21 +598,36 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
     return text
 
 
-def _child_main(names: list[str]) -> None:
-    """Entry of :func:`_compile_in_child`: probe the named cases and compile the ones that
-    lower, as one batch, into the compile cache (``ONNX2MAX_CACHE_DIR``)."""
+def _child_build(names: list[str]) -> None:
+    """Probe the named cases and compile the ones that lower, as one batch in the order of
+    ``names`` (the parent's batch order, so that the parent finds the same module in the
+    cache), into the compile cache (``ONNX2MAX_CACHE_DIR``)."""
     from .compiler import build, resolve_device
 
-    wanted = set(names)
+    by_name = {case.name: case for case in collect(names=names)}
     preps = []
-    for case in collect():
-        if case.name in wanted:
-            got = _probe(case)
-            if not isinstance(got, CaseResult):
-                preps.append(got[0])
+    for name in names:
+        got = _probe(by_name[name]) if name in by_name else None
+        if got is not None and not isinstance(got, CaseResult):
+            preps.append(got[0])
     if preps:
         build(preps, resolve_device("cpu"), cache_dir=os.environ.get("ONNX2MAX_CACHE_DIR") or None,
               progress=False, label=f"{len(preps)} conformance cases")
+
+
+def _child_main(names: list[str]) -> None:
+    """Entry of :func:`_compile_in_child` (:func:`_child_build`). A compile error is written in
+    one line to ``ONNX2MAX_CONFORMANCE_ERROR_FILE`` and the process exits with status 3;
+    otherwise it leaves with status 0 without MAX's thread teardown (which MAX 26.7 sometimes
+    aborts in)."""
+    try:
+        _child_build(names)
+    except Exception as e:
+        err_file = os.environ.get("ONNX2MAX_CONFORMANCE_ERROR_FILE")
+        if err_file:
+            Path(err_file).write_text(_one_line(e))
+        os._exit(3)
+    os._exit(0)
 
 
 if __name__ == "__main__":

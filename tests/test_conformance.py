@@ -139,10 +139,47 @@ def test_a_compile_that_crashes_fails_its_cases_not_the_run(monkeypatch):
 
     def child(names, cache_dir):
         calls.append(list(names))
-        return -11
+        return -11, ""
 
     monkeypatch.setattr(conformance, "_compile_in_child", child)
     out = conformance._compile(batch, None)
     assert [c.name for c, _, _ in out] == [c.name for c, _ in batch]
     assert all(m is None and "MAX crashed compiling this case (signal 11" in why for _, m, why in out)
     assert calls[0] == [c.name for c, _ in batch] and sorted(map(len, calls)) == [1, 1, 1, 2, 3]
+
+
+def test_a_compile_that_fails_in_the_child_is_split_there_not_compiled_again(monkeypatch):
+    """No compile: when the child's compile raises, its error reaches the parent, which splits
+    the batch into more children instead of compiling it itself too; a case whose compile
+    fails alone is recorded with the child's error."""
+    cases = conformance.collect(names=["test_abs", "test_relu", "test_neg"])
+    batch = [(c, conformance._probe(c)[0]) for c in cases]
+    calls = []
+
+    def child(names, cache_dir):
+        calls.append(list(names))
+        if "test_relu" in names:
+            return 3, "CompileError: test_relu would not compile"
+        return 0, ""
+
+    def build(*args, **kwargs):  # the parent loads what a child compiled: never test_relu
+        assert all(p.source != "test_relu" for p in args[0]), "compiled test_relu in the parent"
+        raise RuntimeError("not compiled in this test")
+
+    monkeypatch.setattr(conformance, "_compile_in_child", child)
+    monkeypatch.setattr("onnx2max.compiler.build", build)
+    out = {c.name: why for c, _, why in conformance._compile(batch, None)}
+    assert out["test_relu"] == "CompileError: test_relu would not compile"
+    assert all("not compiled in this test" in out[n] for n in ("test_abs", "test_neg"))
+    assert sorted(map(len, calls)) == [1, 1, 1, 2, 3]
+
+
+def test_the_child_compiles_the_batch_in_the_parents_order(monkeypatch):
+    """No compile: the child builds the cases in the order it was given (the parent's batch
+    order, by op type), not in the suite's name order; another order is another module, which
+    the parent would miss in the cache and compile a second time."""
+    names = ["test_relu", "test_abs", "test_neg"]
+    seen = []
+    monkeypatch.setattr("onnx2max.compiler.build", lambda ps, *a, **k: seen.extend(p.source for p in ps))
+    conformance._child_build(names)
+    assert seen == names
