@@ -86,11 +86,20 @@ def to_numpy(elem_type: int) -> np.dtype:
     return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
 
 
+def onnx_of_max(dtype: DType) -> int:
+    """The ONNX element type of a MAX ``DType`` (``DType.uint8`` gives ``UINT8``, not an 8-bit
+    float held as bytes). Raises ``KeyError`` for a ``DType`` ONNX has no type for."""
+    for elem, dt in _ONNX_TO_MAX.items():
+        if dt == dtype:
+            return elem
+    raise KeyError(f"no ONNX element type for MAX {dtype}")
+
+
 def numpy_of_max(dtype: DType) -> np.dtype:
     """numpy dtype of a MAX ``DType``, ``ml_dtypes.bfloat16`` included (``DType.to_numpy`` knows
     no bfloat16)."""
     if dtype in NARROW_FLOATS:
-        return to_numpy(next(k for k, v in _ONNX_TO_MAX.items() if v == dtype))
+        return to_numpy(onnx_of_max(dtype))
     return np.dtype(dtype.to_numpy())
 
 

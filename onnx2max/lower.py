@@ -923,7 +923,7 @@ def lower_graph(
         g.output(*outs)
         for name, t in zip(p.outputs, outs):
             dt = t.dtype
-            elem = next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == dt)
+            elem = dtypes.onnx_of_max(dt)
             declared = (p.types.get(name) or (0, None))[0]
             if dtypes.is_byte_float(declared) and dt == DType.uint8:  # 8-bit float bytes
                 elem = declared

@@ -262,16 +262,10 @@ def _key_mask_bias(ctx, i: int, b: int, s: int, t: int, filler: float, dt) -> Te
         pos = ops.constant(np.arange(t, dtype=np.int64).reshape(1, t), DType.int64, device=m.device)
         keep = pos < ops.reshape(ops.cast(m, DType.int64), [b, 1])
         bias = ops.reshape(ops.where(keep, zero, filler_c), [b, 1, 1, t])
-    elif ms == (b, t):
-        bias = ops.reshape(ops.where(ops.equal(ops.cast(m, DType.int32),
-                                               ops.constant(np.array(0, np.int32), DType.int32,
-                                                            device=m.device)), filler_c, zero),
-                           [b, 1, 1, t])
-    elif ms == (b, s, t):
-        bias = ops.reshape(ops.where(ops.equal(ops.cast(m, DType.int32),
-                                               ops.constant(np.array(0, np.int32), DType.int32,
-                                                            device=m.device)), filler_c, zero),
-                           [b, 1, s, t])
+    elif ms in ((b, t), (b, s, t)):
+        masked = ops.equal(ops.cast(m, DType.int32),
+                           ops.constant(np.array(0, np.int32), DType.int32, device=m.device))
+        bias = ops.reshape(ops.where(masked, filler_c, zero), [b, 1, s if len(ms) == 3 else 1, t])
     else:
         raise ctx.error(f"mask input {i} has shape {ms}; supported are ({b},) key lengths and "
                         f"({b}, {t}) or ({b}, {s}, {t}) 0/1 masks")

@@ -1,7 +1,9 @@
-"""Matrix products: ONNX ``MatMul`` and ``Gemm``."""
+"""Matrix products and the determinant: ONNX ``MatMul``, ``Gemm`` and ``Det``."""
 
 from __future__ import annotations
 
+import numpy as np
+from max.dtype import DType
 from max.graph import ops
 
 from ..lower import dims_of, is_static
@@ -73,8 +75,6 @@ def det(ctx):
     the row of largest magnitude in the column swapped up through a one-hot mix, which flips the
     sign, then the rows below eliminated); the product of the pivots times the sign. A zero
     pivot column (a singular matrix) gives 0. MAX has no determinant op."""
-    import numpy as np
-    from max.dtype import DType
 
     xs = ctx.shape(0)
     if len(xs) < 2 or xs[-1] != xs[-2]:

@@ -81,18 +81,15 @@ def _pointwise_as_matmul(ctx, xs, ws, strides) -> ChannelsLast | None:
     return ChannelsLast(ops.reshape(y, out_shape))
 
 
-@converter("Conv")
-def conv(ctx):
-    """ONNX ``Conv``, 1-D and 2-D: groups (depthwise too), dilations, strides, explicit pads and
-    ``auto_pad``. MAX ``ops.conv2d`` on NHWC input with the OIHW filter as ``FilterLayout.FCRS``;
-    a 1x1 Conv with group 1, no padding and an initializer filter as MAX ``ops.matmul`` on the
-    channels-last pixels (``ONNX2MAX_POINTWISE=conv`` turns that off; see
-    :func:`onnx2max.lower.pointwise_matmul`)."""
-    xs = ctx.leading_dims(0)
+def conv_geometry(ctx, xs, ws):
+    """The checked geometry of an ONNX Conv node of input shape ``xs`` ``(N, C, spatial...)``
+    and filter shape ``ws`` ``(M, C / group, kernel...)``, from the node's attributes:
+    ``(kernel, strides, dilations, pads_begin, pads_end, group)``, lists of one int per
+    spatial axis (group an int). Raises ``ConversionError`` for 3-D or more, a kernel_shape
+    that disagrees with the filter, or channel counts that disagree with ``group``."""
     nd = len(xs) - 2
     if nd not in (1, 2):
         raise ctx.error(f"{nd}-D convolution is not supported (1-D and 2-D are)")
-    ws = ctx.shape(1)
     kernel, strides, dil, begins, ends = _window_attrs(ctx, xs[2:], ctx.attr("kernel_shape") or ws[2:])
     if list(ws[2:]) != list(kernel):
         raise ctx.error(f"kernel_shape {kernel} does not match the weight's shape {ws}")
@@ -101,22 +98,24 @@ def conv(ctx):
         raise ctx.error(
             f"input has {xs[1]} channels but the weight {ws} with group={group} expects {ws[1] * group}"
         )
-    if (group == 1 and all(k == 1 for k in kernel) and not any(begins) and not any(ends)
-            and pointwise_matmul()):
-        y = _pointwise_as_matmul(ctx, xs, ws, strides)
-        if y is not None:
-            return y
-    x = ctx.input_last(0)
-    w = ctx.input(1)
+    return kernel, strides, dil, begins, ends, group
+
+
+def conv_channels_last(x, w, bias, geometry, runtime_filter: bool) -> ChannelsLast:
+    """A convolution of channels-last ``x`` ``(N, spatial..., C)`` with the ONNX (OIHW) filter
+    ``w`` and optional ``bias`` ``(M,)``, 1-D or 2-D, by MAX ``ops.conv2d`` (the filter as
+    ``FilterLayout.FCRS``, or permuted to RSCF when ``runtime_filter``: MAX 26.7 fails to
+    compile FCRS for a filter that is not a weight). ``geometry`` is :func:`conv_geometry`'s.
+    Returns the channels-last result ``(N, spatial'..., M)``."""
+    kernel, strides, dil, begins, ends, group = geometry
+    nd = len(kernel)
     if nd == 1:
         x = _as_2d_last(x)
         w = ops.unsqueeze(w, 2)
         kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
         begins, ends = [0, *begins], [0, *ends]
-    bias = ctx.input(2) if ctx.has_input(2) else None
     layout = FilterLayout.FCRS
-    if ctx.input_name(1) not in ctx._l.p.values:
-        # a filter computed or fed at run time: MAX 26.7 fails to compile FCRS then; RSCF works
+    if runtime_filter:
         w = ops.permute(w, [2, 3, 1, 0])
         layout = FilterLayout.RSCF
     y = ops.conv2d(
@@ -127,6 +126,27 @@ def conv(ctx):
     if nd == 1:
         y = ops.squeeze(y, 1)
     return ChannelsLast(y)
+
+
+@converter("Conv")
+def conv(ctx):
+    """ONNX ``Conv``, 1-D and 2-D: groups (depthwise too), dilations, strides, explicit pads and
+    ``auto_pad``. MAX ``ops.conv2d`` on NHWC input with the OIHW filter as ``FilterLayout.FCRS``
+    (:func:`conv_channels_last`); a 1x1 Conv with group 1, no padding and an initializer filter
+    as MAX ``ops.matmul`` on the channels-last pixels (``ONNX2MAX_POINTWISE=conv`` turns that
+    off; see :func:`onnx2max.lower.pointwise_matmul`)."""
+    xs, ws = ctx.leading_dims(0), ctx.shape(1)
+    geometry = conv_geometry(ctx, xs, ws)
+    kernel, strides, _, begins, ends, group = geometry
+    if (group == 1 and all(k == 1 for k in kernel) and not any(begins) and not any(ends)
+            and pointwise_matmul()):
+        y = _pointwise_as_matmul(ctx, xs, ws, strides)
+        if y is not None:
+            return y
+    x = ctx.input_last(0)
+    w = ctx.input(1)
+    bias = ctx.input(2) if ctx.has_input(2) else None
+    return conv_channels_last(x, w, bias, geometry, ctx.input_name(1) not in ctx._l.p.values)
 
 
 @converter("ConvTranspose")

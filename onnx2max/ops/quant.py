@@ -197,39 +197,14 @@ def qlinear_matmul(ctx):
 
 def _integer_conv(ctx, x: TensorValue, w: TensorValue, bias: TensorValue | None) -> TensorValue:
     """ONNX Conv of float32 ``x`` and ``w`` (the integer values, exact in float32 while every
-    sum stays below 2^24), via the Conv converter's geometry (the node's own attributes)."""
-    from .nn import conv
+    sum stays below 2^24), with the node's own Conv attributes (:func:`.nn.conv_geometry`,
+    :func:`.nn.conv_channels_last`). Returns the channels-last result."""
+    from .nn import conv_channels_last, conv_geometry
 
-    class _View:  # the Conv converter, reading float inputs in place of the integer ones
-        def __init__(self, inputs):
-            self._inputs = inputs
-
-        def __getattr__(self, name):
-            return getattr(ctx, name)
-
-        def input(self, i):
-            return self._inputs[i]
-
-        def input_last(self, i):
-            return ops.permute(self._inputs[i], [0, *range(2, self._inputs[i].rank), 1])
-
-        def has_input(self, i):
-            return i < len(self._inputs) and self._inputs[i] is not None
-
-        def input_name(self, i):
-            return f"<{ctx.node.name or ctx.node.output[0]} input {i}>"
-
-        def shape(self, i):
-            return tuple(int(d) for d in self._inputs[i].shape)
-
-        def leading_dims(self, i, static_from=1):
-            return self.shape(i)
-
-        def derived(self, *args, **kwargs):  # no load-time weight forms of the raw integers
-            return None
-
-    y = conv(_View([x, w, bias]))
-    return y
+    xs, ws = tuple(int(d) for d in x.shape), tuple(int(d) for d in w.shape)
+    geometry = conv_geometry(ctx, xs, ws)
+    x_last = ops.permute(x, [0, *range(2, x.rank), 1])
+    return conv_channels_last(x_last, w, bias, geometry, runtime_filter=True)
 
 
 @converter("ConvInteger", since=10)

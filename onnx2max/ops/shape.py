@@ -447,7 +447,7 @@ def cast_like(ctx):
     the 8-bit floats)."""
     if ctx.opset >= 25:
         ctx.not_applicable("round_mode")
-    to = ctx.elem_type(1) or next(k for k, v in dtypes._ONNX_TO_MAX.items() if v == ctx.dtype(1))
+    to = ctx.elem_type(1) or dtypes.onnx_of_max(ctx.dtype(1))
     return _cast(ctx, ctx.input(0), to, ctx.elem_type(0))
 
 
