@@ -34,8 +34,7 @@ fields did not change.
   where Mod-28 gives ``a`` or ``b``); Pad 19 adds the
   ``wrap`` mode, Resize 19 ``half_pixel_symmetric`` (Resize asks onnx's reference for the node's
   own version), ScatterElements/ScatterND 18 add ``max``/``min`` reductions (all implemented);
-  SpaceToDepth 28 adds ``mode`` (only the default ``DCR`` is implemented; ``CRD`` is refused as an
-  unread attribute). Other doc-only bumps (DepthToSpace 28, NegativeLogLikelihoodLoss 13,
+  SpaceToDepth 28 adds ``mode`` (``DCR``, the default, and ``CRD``, both implemented). Other doc-only bumps (DepthToSpace 28, NegativeLogLikelihoodLoss 13,
   If 11, Gemm 6, Conv/ConvTranspose 11, pools 11) reword the text or fix shape-inference rules.
 """
 

@@ -204,11 +204,16 @@ def depth_to_space(ctx):
 
 @converter("SpaceToDepth", since=1)
 def space_to_depth(ctx):
-    """ONNX ``SpaceToDepth``: NCHW, ``blocksize`` b; the inverse of DepthToSpace (DCR)."""
+    """ONNX ``SpaceToDepth``: NCHW, ``blocksize`` b, mode ``DCR`` (the default) or ``CRD``
+    (opset 28); the inverse of DepthToSpace of the same mode. A reshape, a permute and a
+    reshape."""
     n, c, h, w = ctx.shape(0)
     b = int(ctx.attr("blocksize"))
+    mode = ctx.attr("mode", "DCR") if ctx.opset >= 28 else "DCR"
+    if mode not in ("DCR", "CRD"):
+        raise ctx.error(f"mode {mode!r} is not one of DCR, CRD")
     t = ops.reshape(ctx.input(0), [n, c, h // b, b, w // b, b])
-    t = ops.permute(t, [0, 3, 5, 1, 2, 4])
+    t = ops.permute(t, [0, 3, 5, 1, 2, 4] if mode == "DCR" else [0, 1, 3, 5, 2, 4])
     return ops.reshape(t, [n, c * b * b, h // b, w // b])
 
 
