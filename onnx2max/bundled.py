@@ -64,5 +64,6 @@ def resolve_model(arg: str) -> Path:
         return SHIPPED[key]
     if key in models:
         return models[key]
-    names = [*SHIPPED, *models]
+    names = [*SHIPPED, *(f"{m} (or {a})" if (a := next((k for k, v in ALIASES.items() if v == m), None))
+                         else m for m in models)]
     raise FileNotFoundError(f"{arg}: no such file, and not a bundled model (bundled: {', '.join(names)})")

@@ -507,7 +507,11 @@ def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, 
 
     cases = conf.collect(ops, names)
     if not cases:
-        raise click.ClickException("no backend test case matches --op/--name")
+        given = [f"--op {o}" for o in ops] + [f"--name {n}" for n in names]
+        raise click.ClickException(
+            f"no backend test case of the installed onnx matches {' '.join(given) or 'the selection'}. "
+            "Case names look like 'test_conv_with_strides_padding' (glob patterns such as "
+            "'test_conv*' work) and op types like 'Conv'; docs/onnx-coverage.md lists every case")
     try:
         res = conf.run(cases, results, batch_size=batch_size, cache_dir=cache_dir, fresh=fresh,
                        resume_stale=resume_stale, log=lambda m: click.echo(m, err=True))

@@ -38,7 +38,11 @@ def test_check_and_run(tmp_path):
 def test_argument_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["run", str(tmp_path / "absent.onnx")])
-    assert r.exit_code == 1 and "no such file" in r.output
+    assert r.exit_code == 1 and "no such file" in r.output and "bvlc_alexnet (or alexnet)" in r.output
+    r = runner.invoke(main, ["conformance", "--name", "test_no_such_case", "--results",
+                             str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
+    assert r.exit_code == 1 and "matches --name test_no_such_case" in r.output
+    assert "test_conv*" in r.output and not (tmp_path / "r.json").exists()
     r = runner.invoke(main, ["run", "mobilenet_v2", "--seed", "-5"])
     assert r.exit_code == 2 and "--seed" in r.output
     r = runner.invoke(main, ["check", "mobilenet_v2", "--atol", "-1"])
