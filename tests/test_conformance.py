@@ -183,3 +183,37 @@ def test_the_child_compiles_the_batch_in_the_parents_order(monkeypatch):
     monkeypatch.setattr("onnx2max.compiler.build", lambda ps, *a, **k: seen.extend(p.source for p in ps))
     conformance._child_build(names)
     assert seen == names
+
+
+def _alone_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "conformance_alone.py"
+    spec = importlib.util.spec_from_file_location("conformance_alone", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_alone_rerun_shards_a_fixed_order_of_the_recorded_passes(tmp_path, capsys):
+    """No compile: benchmarks/conformance_alone.py takes the recorded passes (not failures) in
+    one seeded order, its shards split that order without overlap, and its report counts a
+    case that no longer passes and a status that changed."""
+    alone = _alone_script()
+    recs = [{"name": f"test_{k}", "op_type": "Abs", "status": s, "reason": "", "seconds": 1.0}
+            for k, s in enumerate(["passed", "passed-bound", "failed", "passed", "folded", "passed"])]
+    full = {"cases": recs}
+    order = alone._order(full, 7, (0, 1))
+    assert sorted(order) == ["test_0", "test_1", "test_3", "test_5"]
+    assert order == alone._order(full, 7, (0, 1))
+    shards = [alone._order(full, 7, (k, 2)) for k in range(2)]
+    assert sorted(shards[0] + shards[1]) == sorted(order) and not set(shards[0]) & set(shards[1])
+    full_path, run_path = tmp_path / "full.json", tmp_path / "alone.json"
+    full_path.write_text(json.dumps(full))
+    rerun = [dict(recs[0]), dict(recs[1], status="passed"), dict(recs[3], status="failed", reason="x")]
+    run_path.write_text(json.dumps({"onnx2max_commit": "abc", "cases": rerun}))
+    alone._report(str(full_path), [str(run_path)])
+    out = capsys.readouterr().out
+    assert "at onnx2max abc: 3 of the 4 cases recorded as passed; 2 passed again" in out
+    assert "test_1: passed-bound in the full run, passed alone" in out
+    assert "**test_3** (Abs): failed alone: x" in out
