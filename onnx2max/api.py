@@ -12,6 +12,7 @@ from . import ops as _ops  # noqa: F401  (registers the converters)
 from .compiler import ConversionStats, build, resolve_device
 from .load import load_model
 from .model import CompiledModel
+from .passes import optimize
 from .prepare import prepare
 
 ModelLike = "str | os.PathLike | onnx.ModelProto"
@@ -136,7 +137,10 @@ def _from_loaded(loaded, *, device, input_shapes, constant_inputs, cache_dir, pr
     prepared = []
     for (proto, source), s, c, d in zip(loaded, shapes, consts, dyns):
         t1 = time.monotonic()
-        prepared.append(prepare(proto, source, s, c, d))
+        p = prepare(proto, source, s, c, d)
+        for k, v in optimize(p).items():
+            stats.passes[k] = stats.passes.get(k, 0) + v
+        prepared.append(p)
         stats.prepare_s += time.monotonic() - t1
     label = os.path.basename(prepared[0].source) if len(prepared) == 1 else f"{len(prepared)} models"
     built = build(prepared, dev, cache_dir=cache_dir, progress=progress, label=label, stats=stats)

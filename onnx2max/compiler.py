@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from max import driver
@@ -215,6 +215,8 @@ class ConversionStats:
         graph_digest: the MEF store key of the module (``None`` when not lowered).
         wall_s: the whole ``from_onnx`` call, seconds; ``wall_s - total_s`` is the time outside
             the stages (resolving the device, digesting the structure, building outputs).
+        passes: ``{pass name: rewrites}`` made by the graph passes (:mod:`onnx2max.passes`),
+            all models together; their time is in ``prepare_s``.
     """
 
     load_s: float = 0.0
@@ -230,6 +232,7 @@ class ConversionStats:
     cache: str = "miss"
     graph_digest: str | None = None
     wall_s: float = 0.0
+    passes: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
@@ -249,6 +252,7 @@ class ConversionStats:
              ("cache", self.cache), ("ONNX nodes", str(self.nodes)),
              ("MAX ops", "-" if self.max_ops is None else str(self.max_ops)),
              ("models in the compile", str(self.models))]
+        r += [(f"pass {k}", f"{v} rewrites") for k, v in self.passes.items()]
         return r
 
     def print(self, file=None) -> None:
