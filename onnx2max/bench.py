@@ -1,9 +1,10 @@
-"""Latency of a compiled model against onnxruntime (and torch eager), measured interleaved.
+"""Latency of a compiled model against onnxruntime (and torch eager), measured interleaved in blocks.
 
 :func:`bench` times ``CompiledModel.run`` and onnxruntime's ``InferenceSession.run`` (default
 session options, so all cores) on the same feed, and a torch module under
-``torch.inference_mode`` when one is given, one call of each in turn after warm-up, so that
-machine noise hits every engine alike. :func:`call_overhead` does the same on a one-op model,
+``torch.inference_mode`` when one is given, after warm-up, taking turns in blocks of calls (one
+untimed call, then ``block`` timed ones per engine), so that machine noise hits every engine
+alike while no engine is timed in the call right after another's (see :func:`_interleaved`). :func:`call_overhead` does the same on a one-op model,
 whose time is the per-call cost of ``run`` itself. The CLI is ``onnx2max bench``.
 """
 
@@ -47,7 +48,15 @@ class BenchResult:
 
 
 def _interleaved(calls: Mapping[str, Callable[[], object]], warmup: int, runs: int,
-                 max_seconds: float, batch: int) -> list[EngineTiming]:
+                 max_seconds: float, batch: int, block: int = 10) -> list[EngineTiming]:
+    """Time each engine in turn, ``block`` timed calls at a time, until ``runs`` calls each.
+
+    Engines alternate block by block, so drifting machine noise hits them alike. With
+    ``block > 1`` each block starts with one untimed call: on a machine with few cores the
+    call after another engine's pays for that engine's threads still holding the cores
+    (onnxruntime's intra-op threads spin after a run), which made every engine slower when
+    calls alternated one by one (``docs/performance.md``). ``block=1`` alternates single calls.
+    """
     for _ in range(warmup):
         for fn in calls.values():
             fn()
@@ -55,10 +64,14 @@ def _interleaved(calls: Mapping[str, Callable[[], object]], warmup: int, runs: i
     deadline = time.monotonic() + max_seconds
     while True:
         for k, fn in calls.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-        n = len(times[next(iter(calls))])
+            todo = min(block, runs - len(times[k]))
+            if block > 1:
+                fn()
+            for _ in range(todo):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+        n = min(len(ts) for ts in times.values())
         if n >= runs or (n >= 5 and time.monotonic() > deadline):
             break
     out = []
@@ -95,7 +108,8 @@ def machine_info() -> dict:
 
 def bench(model, compiled, feeds: Mapping[str, np.ndarray], *, ort_feeds: Mapping[str, np.ndarray] | None = None,
           torch_module=None, torch_inputs=None,
-          warmup: int = 3, runs: int = 50, max_seconds: float = 20.0, label: str | None = None) -> BenchResult:
+          warmup: int = 3, runs: int = 50, max_seconds: float = 20.0, label: str | None = None,
+          block: int = 10) -> BenchResult:
     """Time ``compiled`` (a :class:`~onnx2max.CompiledModel`) against onnxruntime on ``model``.
 
     Args:
@@ -110,6 +124,8 @@ def bench(model, compiled, feeds: Mapping[str, np.ndarray], *, ort_feeds: Mappin
         runs: timed calls of each engine, at most; fewer (at least 5) when ``max_seconds`` of
             timing have passed.
         label: the model's name in the result.
+        block: timed calls of one engine before the next engine's turn (see
+            :func:`_interleaved`); 1 alternates single calls.
 
     Returns:
         A :class:`BenchResult` (milliseconds per call; ``ratio`` = MAX median / onnxruntime median).
@@ -139,12 +155,14 @@ def bench(model, compiled, feeds: Mapping[str, np.ndarray], *, ort_feeds: Mappin
     first = next(iter(feeds.values()), np.zeros(1))
     batch = int(first.shape[0]) if np.ndim(first) else 1
     info = machine_info()
-    timings = _interleaved(calls, warmup, runs, max_seconds, batch)
+    timings = _interleaved(calls, warmup, runs, max_seconds, batch, block)
+    info["block"] = block
     ratio = timings[0].median_ms / timings[1].median_ms
     return BenchResult(label or str(model), batch, timings, ratio, machine=info)
 
 
-def call_overhead(*, warmup: int = 20, runs: int = 500, max_seconds: float = 5.0, cache_dir=None) -> list[EngineTiming]:
+def call_overhead(*, warmup: int = 20, runs: int = 500, max_seconds: float = 5.0, cache_dir=None,
+                  block: int = 10) -> list[EngineTiming]:
     """Per-call time of ``run`` on a one-op model (``y = x + 1``, x float32[1]) for MAX and
     onnxruntime: what every call pays beyond its kernels. Compiles that model once (cached)."""
     import onnxruntime as ort
@@ -163,7 +181,7 @@ def call_overhead(*, warmup: int = 20, runs: int = 500, max_seconds: float = 5.0
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     feeds = {"x": np.ones(1, np.float32)}
     return _interleaved({"onnx2max (MAX)": lambda: compiled.run(None, feeds),
-                         "onnxruntime": lambda: sess.run(["y"], feeds)}, warmup, runs, max_seconds, 1)
+                         "onnxruntime": lambda: sess.run(["y"], feeds)}, warmup, runs, max_seconds, 1, block)
 
 
 def plot(results: list[BenchResult], path) -> None:

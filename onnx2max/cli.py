@@ -354,12 +354,15 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0), help="untimed calls first")
 @click.option("--max-seconds", default=20.0, show_default=True, type=click.FloatRange(min=0),
               help="stop timing after this long (at least 5 calls each)")
+@click.option("--block", default=10, show_default=True, type=click.IntRange(min=1),
+              help="timed calls of one engine before the next engine's turn, after one untimed "
+                   "call; 1 alternates single calls (slower figures for every engine on few cores)")
 @click.option("--no-overhead", is_flag=True, help="skip the per-call overhead of a one-op model")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the figures as JSON")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="write a bar chart (PNG; needs matplotlib: pip install 'onnx2max[plot]')")
 def bench(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile, runs, warmup,
-          max_seconds, no_overhead, json_path, plot_path):
+          max_seconds, block, no_overhead, json_path, plot_path):
     """Time MODEL on MAX against onnxruntime (and torch eager for a zoo model), interleaved.
 
     MODEL is a path, a bundled model, or a zoo model (mlp, small_cnn, resnet18, mobilenet_v2,
@@ -400,14 +403,14 @@ def bench(model, device, input_shape, consts, inputs, dims, ones, seed, cache_di
             feeds = _make_inputs(m, given, seed, ones, dims)
             res = b.bench(path, m, feeds, ort_feeds={**feeds, **m._built.prepared.constants},
                           torch_module=torch_module, torch_inputs=torch_inputs, warmup=warmup, runs=runs,
-                          max_seconds=max_seconds, label=model)
+                          max_seconds=max_seconds, label=model, block=block)
             if not no_overhead:
-                res.overhead = b.call_overhead(cache_dir=False if no_cache else cache_dir)
+                res.overhead = b.call_overhead(cache_dir=False if no_cache else cache_dir, block=block)
         except Onnx2MaxError as e:
             raise click.ClickException(f"{type(e).__name__}: {e}") from None
     con = Console()
-    table = Table(title=f"{model}: batch {res.batch}, {res.timings[0].runs} interleaved runs each "
-                        f"(load average {res.machine['load_avg']} before)")
+    table = Table(title=f"{model}: batch {res.batch}, {res.timings[0].runs} runs each, interleaved in "
+                        f"blocks of {block} (load average {res.machine['load_avg']} before)")
     for col in ("engine", "median ms", "p90 ms", "min ms", "samples/s", "time / onnxruntime's"):
         table.add_column(col)
     ort_med = res.timings[1].median_ms

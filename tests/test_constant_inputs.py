@@ -120,6 +120,29 @@ def test_interleaved_timing_orders_engines_by_their_cost():
     assert fast.throughput == pytest.approx(2 / (fast.median_ms / 1e3))
 
 
+def test_timing_in_blocks_skips_the_call_after_another_engine():
+    """An engine whose first call after another engine's is slow (threads woken, cores taken
+    back) is timed at its steady cost in blocks, and at the slow cost when calls alternate."""
+    from onnx2max.bench import _interleaved
+
+    import time as _t
+
+    last = []
+
+    def engine(name, steady, after_other):
+        def call():
+            _t.sleep(steady if last and last[-1] == name else after_other)
+            last.append(name)
+        return call
+
+    calls = {"a": engine("a", 0.001, 0.008), "b": engine("b", 0.001, 0.001)}
+    alternating = _interleaved(calls, warmup=1, runs=12, max_seconds=5, batch=1, block=1)
+    blocks = _interleaved(calls, warmup=1, runs=12, max_seconds=5, batch=1, block=4)
+    assert alternating[0].runs == blocks[0].runs == 12
+    assert alternating[0].median_ms >= 8.0
+    assert 1.0 <= blocks[0].median_ms < 4.0
+
+
 def test_compare_feeds_the_bound_input_to_onnxruntime():
     c = onnx2max.compare(_sr_model(), {"x": X}, constant_inputs={"sr": 16000}, progress=False)
     assert c.ok, c.first_bad
