@@ -2,9 +2,10 @@
 
 :func:`bench` times ``CompiledModel.run`` and onnxruntime's ``InferenceSession.run`` (default
 session options, so all cores) on the same feed, and a torch module under
-``torch.inference_mode`` when one is given, after warm-up, taking turns in blocks of calls (one
-untimed call, then ``block`` timed ones per engine), so that machine noise hits every engine
-alike while no engine is timed in the call right after another's (see :func:`_interleaved`). :func:`call_overhead` does the same on a one-op model,
+``torch.inference_mode`` when one is given, after warm-up, taking turns in blocks of calls
+(untimed calls for 20 ms, then ``block`` timed ones per engine), so that machine noise hits
+every engine alike while no engine is timed in the calls right after another's (see
+:func:`_interleaved`). :func:`call_overhead` does the same on a one-op model,
 whose time is the per-call cost of ``run`` itself. The CLI is ``onnx2max bench``.
 """
 
@@ -47,15 +48,22 @@ class BenchResult:
         return asdict(self)
 
 
+#: seconds of untimed calls at the start of each block (at least one call): after another
+#: engine's calls, the first MAX calls of the zoo's gpt took 2-15x the steady time for about
+#: 10 calls (the other engine's threads spinning on the two cores, MAX's waking up)
+SETTLE_S = 0.02
+
+
 def _interleaved(calls: Mapping[str, Callable[[], object]], warmup: int, runs: int,
                  max_seconds: float, batch: int, block: int = 10) -> list[EngineTiming]:
     """Time each engine in turn, ``block`` timed calls at a time, until ``runs`` calls each.
 
     Engines alternate block by block, so drifting machine noise hits them alike. With
-    ``block > 1`` each block starts with one untimed call: on a machine with few cores the
-    call after another engine's pays for that engine's threads still holding the cores
-    (onnxruntime's intra-op threads spin after a run), which made every engine slower when
-    calls alternated one by one (``docs/performance.md``). ``block=1`` alternates single calls.
+    ``block > 1`` each block starts with untimed calls for :data:`SETTLE_S` (at least one): on
+    a machine with few cores the calls right after another engine's pay for that engine's
+    threads still holding the cores (onnxruntime's and torch's intra-op threads spin after a
+    run) and for waking their own, which made every engine slower when calls alternated one by
+    one (``docs/performance.md``). ``block=1`` alternates single calls.
     """
     for _ in range(warmup):
         for fn in calls.values():
@@ -65,8 +73,11 @@ def _interleaved(calls: Mapping[str, Callable[[], object]], warmup: int, runs: i
     while True:
         for k, fn in calls.items():
             todo = min(block, runs - len(times[k]))
-            if block > 1:
+            if block > 1:  # settle: untimed calls for SETTLE_S (at least one)
+                t_end = time.perf_counter() + SETTLE_S
                 fn()
+                while time.perf_counter() < t_end:
+                    fn()
             for _ in range(todo):
                 t = time.perf_counter()
                 fn()

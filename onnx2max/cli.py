@@ -355,8 +355,8 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
 @click.option("--max-seconds", default=20.0, show_default=True, type=click.FloatRange(min=0),
               help="stop timing after this long (at least 5 calls each)")
 @click.option("--block", default=10, show_default=True, type=click.IntRange(min=1),
-              help="timed calls of one engine before the next engine's turn, after one untimed "
-                   "call; 1 alternates single calls (slower figures for every engine on few cores)")
+              help="timed calls of one engine before the next engine's turn, after 20 ms of untimed "
+                   "calls; 1 alternates single calls (slower figures for every engine on few cores)")
 @click.option("--no-overhead", is_flag=True, help="skip the per-call overhead of a one-op model")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the figures as JSON")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
