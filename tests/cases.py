@@ -440,6 +440,20 @@ def edge_cases() -> list[Case]:
     c.append(node("Einsum-diagonal-iij-ij", "Einsum", [f32(2, 2, 4)], {"equation": "iij->ij"}))
     c.append(node("Einsum-trace-ii", "Einsum", [f32(4, 4)], {"equation": "ii"}))
     c.append(node("Einsum-diagonal-and-contract", "Einsum", [f32(3, 3), f32(3, 5)], {"equation": "ii,ij->j"}))
+    # two operands: one batched MatMul (onnx2max.ops.indexing._einsum_matmul)
+    for cid, eq, shapes in [
+            ("attention-scores", "bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),
+            ("attention-values", "bhqk,bkhd->bqhd", [(2, 3, 4, 6), (2, 6, 3, 5)]),
+            ("transposed-output", "ij,jk->ki", [(3, 4), (4, 5)]),
+            ("sum-own-index", "ij,kj->i", [(3, 4), (5, 4)]),
+            ("broadcast-ellipsis", "...ij,...jk->...ik", [(1, 4, 5), (3, 5, 2)]),
+            ("outer", "i,j->ij", [(3,), (4,)]),
+            ("ellipsis", "...ij,jk->...ik", [(2, 3, 4), (4, 5)]),
+            ("dot", "i,i->", [(6,), (6,)])]:
+        c.append(node(f"Einsum-matmul-{cid}", "Einsum", [f32(*sh) for sh in shapes], {"equation": eq}))
+    c.append(node("Einsum-int64-general-path", "Einsum", [np.arange(6, dtype=np.int64).reshape(2, 3),
+                                                          np.arange(12, dtype=np.int64).reshape(3, 4)],
+                  {"equation": "ij,jk->ik"}))
     # all inputs constant: the node used to be folded by the reference evaluator, wrongly
     c24 = (np.arange(24, dtype=np.float32) / 10).reshape(2, 3, 4)
     c.append(node("Softmax-v11-const-axis1", "Softmax", [c24], {"axis": 1}, opset=11, consts=(0,)))

@@ -351,10 +351,11 @@ def _einsum_diagonal(ctx, x, t: str, s: list[int]):
 
 @converter("Einsum", since=12)
 def einsum(ctx):
-    """ONNX ``Einsum`` (explicit ``->`` or implicit output, ``...`` for broadcast dims): each
-    operand is permuted and reshaped onto one shared index order, the operands are multiplied
-    with broadcasting, and the contracted indices are summed (memory grows with the product of
-    all index sizes; fine for the small contractions models use). A repeated index inside one
+    """ONNX ``Einsum`` (explicit ``->`` or implicit output, ``...`` for broadcast dims). Two
+    operands of static shape are one (batched) MAX ``ops.matmul`` between transposes and
+    reshapes (:func:`_einsum_matmul`). Otherwise each operand is permuted and reshaped onto one
+    shared index order, the operands are multiplied with broadcasting, and the contracted
+    indices are summed (memory grows with the product of all index sizes). A repeated index inside one
     operand (``ii->i``, ``iij->ij``) first takes that operand's diagonal: the two axes are
     flattened into one and every ``n+1``-th element gathered (MAX ``ops.gather``)."""
     eq = str(ctx.attr("equation")).replace(" ", "")
@@ -392,6 +393,10 @@ def einsum(ctx):
         for c, d in zip(t, s):
             if size.get(c, 1) == 1:
                 size[c] = d
+    if len(xs) == 2:
+        y = _einsum_matmul(xs, subs, shapes, out)
+        if y is not None:
+            return y
     acc = None
     for x, t, s in zip(xs, subs, shapes):
         present = [c for c in letters if c in t]
@@ -405,6 +410,55 @@ def einsum(ctx):
     if list(acc.shape) != target:
         acc = ops.broadcast_to(acc, target)
     return acc
+
+
+def _einsum_matmul(xs, subs, shapes, out: str) -> TensorValue | None:
+    """Two-operand Einsum as one batched MatMul, never materialising the product of all
+    indices: indices of one operand only that the output lacks are summed first; the operands
+    become ``[batch..., M, K]`` and ``[batch..., K, N]`` (batch: in both and in the output; K:
+    in both, not in the output; M, N: in one operand and in the output); the product
+    ``[batch..., M, N]`` is reshaped and permuted to ``out``. Batch dims of size 1 broadcast.
+    ``None`` (the caller's general path) for symbolic dims or a contracted index whose sizes
+    differ."""
+    if not all(isinstance(d, int) for s in shapes for d in s):
+        return None
+    if any(x.dtype not in (DType.float32, DType.float64, DType.float16, DType.bfloat16) for x in xs):
+        return None  # MAX's matmul is for floats; integer Einsum takes the general path
+    xs, subs, shapes = list(xs), list(subs), [list(s) for s in shapes]
+    for k in (0, 1):  # indices only this operand has and the output lacks: sum them now
+        other = subs[1 - k]
+        for c in [c for c in subs[k] if c not in other and c not in out]:
+            ax = subs[k].index(c)
+            xs[k] = ops.squeeze(ops.sum(xs[k], axis=ax), ax)
+            subs[k] = subs[k].replace(c, "")
+            del shapes[k][ax]
+    (a, b), (ta, tb), (sa, sb) = xs, subs, shapes
+    dim = lambda t, s, c: s[t.index(c)]  # noqa: E731
+    batch = [c for c in out if c in ta and c in tb]
+    contract = [c for c in ta if c in tb and c not in out]
+    m_idx = [c for c in out if c in ta and c not in tb]
+    n_idx = [c for c in out if c in tb and c not in ta]
+    if any(dim(ta, sa, c) != dim(tb, sb, c) for c in contract):
+        return None
+    size = {c: max(dim(ta, sa, c), dim(tb, sb, c)) for c in batch}
+    size.update({c: dim(ta, sa, c) for c in m_idx + contract})
+    size.update({c: dim(tb, sb, c) for c in n_idx})
+    k_size = int(np.prod([size[c] for c in contract], dtype=np.int64))
+
+    def operand(x, t, s, free, free_last):
+        order = batch + (free + contract if not free_last else contract + free)
+        if order != list(t):
+            x = ops.permute(x, [t.index(c) for c in order])
+        f = int(np.prod([size[c] for c in free], dtype=np.int64))
+        tail = [f, k_size] if not free_last else [k_size, f]
+        return ops.reshape(x, [dim(t, s, c) for c in batch] + tail)
+
+    y = ops.matmul(operand(a, ta, sa, m_idx, False), operand(b, tb, sb, n_idx, True))
+    have = batch + m_idx + n_idx
+    y = ops.reshape(y, [int(d) for d in y.shape[:len(batch)]] + [size[c] for c in m_idx + n_idx])
+    if have != list(out):
+        y = ops.permute(y, [have.index(c) for c in out])
+    return y
 
 
 def _shift(x: TensorValue, axis: int, k: int, fill) -> TensorValue:
