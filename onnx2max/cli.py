@@ -488,8 +488,9 @@ def list_ops():
               help="only cases whose name matches, e.g. 'test_conv*' (repeatable)")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("docs/onnx-coverage.json"),
               show_default=True, help="JSON results, one record per case; reruns resume from it")
-@click.option("--markdown", type=click.Path(path_type=Path), default=Path("docs/onnx-coverage.md"),
-              show_default=True, help="coverage page written from the results")
+@click.option("--markdown", type=click.Path(path_type=Path), default=None,
+              help="coverage page written from the results  [default: the results path with .md, "
+                   "so docs/onnx-coverage.md for the default results]")
 @click.option("--batch", "batch_size", default=64, show_default=True, type=click.IntRange(min=1),
               help="cases compiled together in one MAX compile")
 @click.option("--fresh", is_flag=True, help="ignore earlier results and run every selected case")
@@ -520,6 +521,7 @@ def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, 
                        resume_stale=resume_stale, log=lambda m: click.echo(m, err=True))
     except conf.StaleResultsError as e:
         raise click.ClickException(str(e)) from None
+    markdown = markdown if markdown is not None else results.with_suffix(".md")
     conf.write_markdown(results, markdown)
     picked = {c.name for c in cases}
     tot = conf.summary({k: v for k, v in res.items() if k in picked})

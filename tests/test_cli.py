@@ -53,6 +53,18 @@ def test_argument_errors(tmp_path):
     assert r.exit_code == 0 and "Conv" in r.output and "LayerNormalization" in r.output
 
 
+def test_conformance_page_goes_beside_the_results(tmp_path, monkeypatch):
+    """A selected run writes its page next to its --results file, not over the repository's
+    docs/onnx-coverage.md (an unsupported case: settled without a compile)."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(main, ["conformance", "--name", "test_adagrad", "--results", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    assert "0 passed" in r.output and "1 unsupported" in r.output
+    assert "test_adagrad" in (tmp_path / "r.md").read_text()
+    assert not (tmp_path / "docs").exists()
+
+
 def test_bundled_names():
     assert resolve_model("alexnet").name == "light_bvlc_alexnet.onnx"
     assert resolve_model("mobilenet_v2").name == "mobilenet_v2.onnx"
