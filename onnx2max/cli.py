@@ -355,8 +355,9 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
 @click.option("--max-seconds", default=20.0, show_default=True, type=click.FloatRange(min=0),
               help="stop timing after this long (at least 5 calls each)")
 @click.option("--block", default=10, show_default=True, type=click.IntRange(min=1),
-              help="timed calls of one engine before the next engine's turn, after 20 ms of untimed "
-                   "calls; 1 alternates single calls (slower figures for every engine on few cores)")
+              help="timed calls of one engine before the next engine's turn; every block starts with "
+                   "20 ms of untimed calls. 1 alternates single calls with no untimed ones (slower "
+                   "figures for every engine on few cores)")
 @click.option("--no-overhead", is_flag=True, help="skip the per-call overhead of a one-op model")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="write the figures as JSON")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
@@ -509,6 +510,11 @@ def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, 
     """
     from . import conformance as conf
 
+    markdown = markdown if markdown is not None else results.with_suffix(".md")
+    if markdown.resolve() == results.resolve():
+        raise click.BadParameter(f"'{results}' would be both the results file and the page written from it; "
+                                 "give --results a .json name or --markdown another path",
+                                 param_hint="--results/--markdown")
     cases = conf.collect(ops, names)
     if not cases:
         given = [f"--op {o}" for o in ops] + [f"--name {n}" for n in names]
@@ -521,7 +527,6 @@ def conformance(ops, names, results, markdown, batch_size, fresh, resume_stale, 
                        resume_stale=resume_stale, log=lambda m: click.echo(m, err=True))
     except conf.StaleResultsError as e:
         raise click.ClickException(str(e)) from None
-    markdown = markdown if markdown is not None else results.with_suffix(".md")
     conf.write_markdown(results, markdown)
     picked = {c.name for c in cases}
     tot = conf.summary({k: v for k, v in res.items() if k in picked})

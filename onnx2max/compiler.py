@@ -251,7 +251,7 @@ class ConversionStats:
              ("from_onnx wall time", f"{self.wall_s:.3f} s"),
              ("cache", self.cache), ("ONNX nodes", str(self.nodes)),
              ("MAX ops", "-" if self.max_ops is None else str(self.max_ops)),
-             ("models in the compile", str(self.models))]
+             ("models compiled together", str(self.models))]
         r += [(f"pass {k}", f"{v} rewrites") for k, v in self.passes.items()]
         return r
 

@@ -544,6 +544,17 @@ def headline(tot: dict[str, int], n: int, legacy: bool = False) -> str:
             "not translate.")
 
 
+def _shown_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository root when it lies inside it (as
+    ``docs/onnx-coverage.json``), else absolute."""
+    full = Path(path).resolve()
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return full.relative_to(root).as_posix()
+    except ValueError:
+        return full.as_posix()
+
+
 def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) -> str:
     """Write the coverage page from a results JSON: totals, then a table per op type.
 
@@ -571,8 +582,8 @@ def write_markdown(results_path: str | os.PathLike, md_path: str | os.PathLike) 
         + (f", onnx2max commit {data['onnx2max_commit']} (source fingerprint "
            f"{str(data.get('fingerprint'))[:12]}), {data.get('date')}" if data.get("onnx2max_commit") else
            " (the results file records no onnx2max commit or source fingerprint)")
-        + ". The file is written from the results JSON "
-        "(`docs/onnx-coverage.json`) of that run; do not edit it by hand.",
+        + f". The file is written from the results JSON (`{_shown_path(results_path)}`) of that "
+        "run; do not edit it by hand.",
         "",
         headline(tot, len(recs), legacy),
         "",

@@ -467,6 +467,9 @@ def enabled_passes(spec: str | None = None) -> list[str]:
     if raw == "none":
         return []
     names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise InputError(f"ONNX2MAX_PASSES={raw!r} names no pass; expected all, none or a "
+                         f"comma-separated list of {', '.join(PASSES)}")
     bad = [n for n in names if n not in PASSES]
     if bad:
         raise InputError(f"ONNX2MAX_PASSES={raw!r}: unknown pass {', '.join(bad)}; "

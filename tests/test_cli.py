@@ -63,6 +63,10 @@ def test_conformance_page_goes_beside_the_results(tmp_path, monkeypatch):
     assert "0 passed" in r.output and "1 unsupported" in r.output
     assert "test_adagrad" in (tmp_path / "r.md").read_text()
     assert not (tmp_path / "docs").exists()
+    assert f"results JSON (`{(tmp_path / 'r.json').resolve().as_posix()}`)" in (tmp_path / "r.md").read_text()
+    md = tmp_path / "x.md"  # the page would overwrite the results: refused before running
+    r = runner.invoke(main, ["conformance", "--name", "test_adagrad", "--results", str(md)])
+    assert r.exit_code == 2 and "both the results file and the page" in r.output and not md.exists()
 
 
 def test_bundled_names():

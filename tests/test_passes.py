@@ -219,6 +219,9 @@ def test_the_switch_selects_passes(monkeypatch):
     monkeypatch.setenv("ONNX2MAX_PASSES", "fold_bn")
     with pytest.raises(InputError, match="unknown pass fold_bn"):
         passes.enabled_passes()
+    monkeypatch.setenv("ONNX2MAX_PASSES", " , ")  # a stray comma must not switch them all off
+    with pytest.raises(InputError, match="names no pass"):
+        passes.enabled_passes()
 
 
 def test_passes_off_leave_the_graph_as_prepared(monkeypatch):
