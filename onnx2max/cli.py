@@ -114,14 +114,23 @@ def _check_input_names(model, given: dict) -> None:
         )
 
 
-def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, profile=False, consts=None):
+def _convert(model_arg, device, input_shape, cache_dir, no_cache, given=None, profile=False, consts=None,
+             zoo_names=False):
     from . import from_onnx
     from .bundled import resolve_model
 
     try:
         path = resolve_model(model_arg)
     except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from None
+        msg = str(e)
+        if zoo_names:  # bench also takes the zoo's models (exported from torch)
+            try:
+                from models import ZOO
+
+                msg += f"; zoo models: {', '.join(ZOO)}"
+            except ImportError:
+                msg += "; zoo models need a clone of the repository with torch installed"
+        raise click.ClickException(msg) from None
     if given:  # check --input names against the graph before paying for a compile
         import onnx
 
@@ -399,7 +408,8 @@ def bench(model, device, input_shape, consts, inputs, dims, ones, seed, cache_di
             given = {**{f"input_{i}": t.numpy() for i, t in enumerate(torch_inputs)}, **given}
         const_values = _parse_consts(consts)
         try:
-            path, m = _convert(model_arg, device, input_shape, cache_dir, no_cache, given, profile, const_values)
+            path, m = _convert(model_arg, device, input_shape, cache_dir, no_cache, given, profile, const_values,
+                               zoo_names=True)
             _check_input_names(m, given)
             feeds = _make_inputs(m, given, seed, ones, dims)
             res = b.bench(path, m, feeds, ort_feeds={**feeds, **m._built.prepared.constants},

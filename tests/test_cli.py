@@ -39,6 +39,8 @@ def test_argument_errors(tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["run", str(tmp_path / "absent.onnx")])
     assert r.exit_code == 1 and "no such file" in r.output and "bvlc_alexnet (or alexnet)" in r.output
+    r = runner.invoke(main, ["bench", str(tmp_path / "absent.onnx")])
+    assert r.exit_code == 1 and "zoo models: mlp, small_cnn" in r.output
     r = runner.invoke(main, ["conformance", "--name", "test_no_such_case", "--results",
                              str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")])
     assert r.exit_code == 1 and "matches --name test_no_such_case" in r.output
