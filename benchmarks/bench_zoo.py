@@ -1,7 +1,8 @@
 """Latency of the zoo models on MAX, onnxruntime and torch eager: ``onnx2max bench`` per model.
 
 Each model runs in its own process (``onnx2max bench NAME --json``: exported from torch,
-converted through the compile cache, timed interleaved after warm-up); the script then prints
+converted through the compile cache, timed after warm-up with the engines taking turns in
+blocks); the script then prints
 a markdown table with the machine, versions, load and commit, for ``docs/performance.md``.
 
 Usage: ``python benchmarks/bench_zoo.py [--models mlp,resnet18] [--runs 50] [--out FILE.json]``.
