@@ -8,6 +8,8 @@ from typing import Any, Mapping, Sequence
 import ml_dtypes
 import numpy as np
 
+from max.driver import Buffer as _Buffer
+
 from . import dtypes
 from .compiler import Built, Device
 from .errors import InputError
@@ -95,6 +97,7 @@ class CompiledModel:
         self._built = built
         self._model = built.model
         self._device = device
+        self._accelerator = None  # the driver.Accelerator of a GPU model, made on first use
         self._defaults = {k: dtypes.c_contiguous(v) for k, v in p.defaults.items()}
         self.inputs = [IOSpec(s.name, s.shape, s.dtype, s.name in p.defaults) for s in p.inputs]
         self.outputs = [IOSpec(s.name, s.shape, s.dtype) for s in built.outputs]
@@ -235,13 +238,19 @@ class CompiledModel:
         arrays = [dtypes.to_buffer(a) if dtypes.is_narrow(a.dtype) or dtypes.is_byte_float_dtype(a.dtype)
                   else _scalar_bool(a) for a in arrays]
         if self._device.is_cpu:
-            args = arrays
+            # numpy arrays (C-contiguous: _check) handed over as Buffers sharing their memory:
+            # MAX's execute takes a Buffer at once, while a numpy argument goes through
+            # isinstance checks against a runtime Protocol that cost more than the call itself
+            # on a small model (docs/performance.md, per-call overhead)
+            args = [_Buffer.from_dlpack(a) if type(a) is np.ndarray else a for a in arrays]
         else:
-            from max import driver
+            if self._accelerator is None:  # one per model, not one per call
+                from max import driver
 
-            acc = driver.Accelerator(int(self.device.split(":")[1]))
+                self._accelerator = driver.Accelerator(int(self.device.split(":")[1]))
+            acc = self._accelerator
             args = [(a if hasattr(a, "to") and not isinstance(a, np.ndarray)
-                     else driver.Buffer.from_numpy(a)).to(acc) for a in arrays]
+                     else _Buffer.from_numpy(a)).to(acc) for a in arrays]
         results = self._model.execute(*args)
         outs = [dtypes.from_buffer(r) if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
         # 8-bit float outputs come back as their bytes (uint8): viewed as the ml_dtypes type
