@@ -47,6 +47,10 @@ class _Graph:
         self.producer = {o: n for n in p.nodes for o in n.output if o}
         self.uses = Counter(i for n in p.nodes for i in _all_inputs(n))
         self.uses.update(p.outputs)
+        self._consumers: dict[str, list[onnx.NodeProto]] = {}
+        for n in p.nodes:
+            for i in dict.fromkeys(n.input):
+                self._consumers.setdefault(i, []).append(n)
 
     def const(self, name: str) -> np.ndarray | None:
         """The value of ``name`` when it is known at conversion (initializer or folded)."""
@@ -63,7 +67,8 @@ class _Graph:
         return self.uses[name] == 1 and name not in self.p.outputs
 
     def consumers(self, name: str) -> list[onnx.NodeProto]:
-        return [n for n in self.p.nodes if name in n.input]
+        """The nodes that take ``name`` as a direct input (each once)."""
+        return self._consumers.get(name, [])
 
     def new_value(self, hint: str, arr: np.ndarray) -> str:
         """Add ``arr`` as an initializer-like value (lowered as a MAX ``Weight``) under a fresh name."""
