@@ -301,7 +301,12 @@ def check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_di
                       "[green]ok" if close else "[red]FAIL")
     Console().print(table)
     if not ok:
-        click.echo("outputs differ from onnxruntime beyond the tolerance", err=True)
+        fired = {k: v for k, v in m.stats.passes.items() if v}
+        hint = ""
+        if fired:  # --bisect compares the literal graph, without these rewrites
+            hint = ("; graph passes rewrote this model (" + ", ".join(f"{k}: {v}" for k, v in fired.items())
+                    + "): rerun with ONNX2MAX_PASSES=none to rule them out before --bisect")
+        click.echo(f"outputs differ from onnxruntime beyond the tolerance{hint}", err=True)
         sys.exit(1)
 
 

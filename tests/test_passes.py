@@ -257,3 +257,25 @@ def test_passes_in_from_onnx_match_onnxruntime(monkeypatch):
     want, = ort_run(m, {"img": x})
     assert_matches(got, want, "out")
     assert got.shape == (2, 8, 16)
+
+
+def test_check_names_the_passes_when_outputs_differ(monkeypatch, tmp_path):
+    """`onnx2max check` on a mismatch says which passes rewrote the model (the bisect compares
+    the literal graph): here a deliberately wrong pass turns Relu into Neg."""
+    from click.testing import CliRunner
+
+    from onnx2max.cli import main
+
+    def wrong_pass(p):
+        relus = [n for n in p.nodes if n.op_type == "Relu"]
+        for n in relus:
+            passes._own(p, n).op_type = "Neg"
+        return len(relus)
+
+    monkeypatch.setitem(passes.PASSES, "wrong", wrong_pass)
+    monkeypatch.delenv("ONNX2MAX_PASSES", raising=False)
+    path = tmp_path / "relu.onnx"
+    onnx.save(_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2, 3])], [("y", [2, 3])], []), path)
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 1, r.output
+    assert "graph passes rewrote this model (wrong: 1)" in r.output and "ONNX2MAX_PASSES=none" in r.output
