@@ -5,8 +5,8 @@ Nodes are grouped by signature (op type, domain, attributes, input shapes and dt
 are constants); for each signature a one-node ONNX model is built (constant inputs as
 initializers, the others as graph inputs of their inferred shapes). All of them are converted in
 one MAX compile (``from_onnx_many``), checked against onnxruntime, and timed interleaved with
-onnxruntime (default session options) in blocks of 10 calls per engine, each block after about
-20 ms of untimed calls (as ``onnx2max bench``). The table lists, per signature, the median ms per call on
+onnxruntime (default session options) in blocks of 10 calls per engine, each block after
+20 ms of untimed calls (``onnx2max.bench._interleaved``, as ``onnx2max bench``). The table lists, per signature, the median ms per call on
 each engine and the count of nodes of that signature; ``count x (MAX - empty call)`` estimates
 what that signature would cost if each of its nodes were a call of its own, where the empty
 call is a one-``Identity`` model timed the same way. That sum is not the model's latency: in
@@ -82,15 +82,6 @@ def _identity_model() -> onnx.ModelProto:
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _time(fn, runs: int) -> list[float]:
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return ts
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
@@ -101,6 +92,7 @@ def main() -> None:
     import onnxruntime as ort
 
     import onnx2max
+    from onnx2max.bench import _interleaved
     from onnx2max.conformance import source_commit
     from onnx2max.load import load_model
     from onnx2max.passes import optimize
@@ -141,18 +133,11 @@ def main() -> None:
         sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
         same = all(np.allclose(np.asarray(g, np.float64), np.asarray(w, np.float64), rtol=1e-3, atol=1e-4)
                    for g, w in zip(c.run(None, feeds), sess.run(None, feeds)))
-        for _ in range(10):
-            c.run(None, feeds)
-            sess.run(None, feeds)
-        t_max, t_ort = [], []
-        for _ in range(max(a.runs // 10, 1)):  # blocks of 10, each after 20 ms of untimed calls
-            _time(lambda: c.run(None, feeds), 1 + int(0.02 / max(t_max[-1] if t_max else 1e-3, 1e-5)))
-            t_max += _time(lambda: c.run(None, feeds), 10)
-            _time(lambda: sess.run(None, feeds), 1 + int(0.02 / max(t_ort[-1] if t_ort else 1e-3, 1e-5)))
-            t_ort += _time(lambda: sess.run(None, feeds), 10)
+        t_max, t_ort = _interleaved({"max": lambda: c.run(None, feeds), "ort": lambda: sess.run(None, feeds)},
+                                    warmup=10, runs=a.runs, max_seconds=60.0, batch=1, block=10)
         n = len(groups.get(sig, [None]))
-        rows.append({"signature": sig, "count": n, "matches_onnxruntime": bool(same), "max_ms": float(np.median(t_max) * 1e3),
-                     "ort_ms": float(np.median(t_ort) * 1e3)})
+        rows.append({"signature": sig, "count": n, "matches_onnxruntime": bool(same), "max_ms": t_max.median_ms,
+                     "ort_ms": t_ort.median_ms})
     empty = rows.pop()
     for r in rows:
         r["max_share_ms"] = r["count"] * max(r["max_ms"] - empty["max_ms"], 0.0)

@@ -32,11 +32,15 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from . import dtypes
 from .errors import InputError
 from .prepare import Prepared, _all_inputs
 
 MS = "com.microsoft"
-_FLOATS = ("float16", "float32", "float64")
+_FLOATS = ("float16", "float32", "float64")  # numpy weight dtypes the folds compute on
+#: ONNX element types the fusions accept
+_FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                          onnx.TensorProto.BFLOAT16})
 
 
 class _Graph:
@@ -76,9 +80,9 @@ class _Graph:
         while f"{hint}__pass{k}" in self.p.values or f"{hint}__pass{k}" in self.p.types:
             k += 1
         name = f"{hint}__pass{k}"
-        arr = np.ascontiguousarray(arr)
+        arr = dtypes.c_contiguous(arr)
         self.p.values[name] = arr
-        self.p.types[name] = (onnx.helper.np_dtype_to_tensor_dtype(arr.dtype), tuple(arr.shape))
+        self.p.types[name] = (dtypes.from_numpy(arr.dtype), tuple(arr.shape))
         return name
 
 
@@ -334,7 +338,7 @@ def fuse_gelu(p: Prepared) -> int:
     """
     def rewrite(g: _Graph, erf: onnx.NodeProto) -> bool:
         m = _match_gelu(g, erf)
-        if m is None or (p.types.get(m[0]) or (0,))[0] not in _float_types():
+        if m is None or (p.types.get(m[0]) or (0,))[0] not in _FLOAT_TYPES:
             return False
         x, y, nodes = m
         _replace(p, nodes, helper.make_node("Gelu", [x], [y], name=f"{erf.name or y}_fused_gelu", domain=MS))
@@ -342,11 +346,6 @@ def fuse_gelu(p: Prepared) -> int:
         return True
 
     return _rewrite_all(p, "Erf", rewrite)
-
-
-def _float_types() -> set[int]:
-    T = onnx.TensorProto
-    return {T.FLOAT, T.FLOAT16, T.DOUBLE, T.BFLOAT16}
 
 
 # ---------------------------------------------------------------- LayerNorm
@@ -434,9 +433,9 @@ def fuse_layer_norm(p: Prepared) -> int:
             return False
         x, y, gamma, beta, eps, nodes = m
         elem = (p.types.get(x) or (0,))[0]
-        if elem not in _float_types() or elem == onnx.TensorProto.BFLOAT16:
+        if elem not in _FLOAT_TYPES or elem == onnx.TensorProto.BFLOAT16:
             return False
-        dt = onnx.helper.tensor_dtype_to_np_dtype(elem)
+        dt = dtypes.to_numpy(elem)
         if any(v is not None and p.values[v].dtype != dt for v in (gamma, beta)):
             return False
         width = p.types[x][1][-1]
