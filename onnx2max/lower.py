@@ -366,9 +366,28 @@ class NodeContext:
         self._l.lowered.consumed.add(name)
         return e.const
 
+    def producer(self, name: str) -> onnx.NodeProto | None:
+        """The node of the prepared main graph that outputs ``name``; ``None`` for a graph
+        input, an initializer or a folded value."""
+        return self._l.producers().get(name)
+
+    def value_dims(self, name: str) -> tuple | None:
+        """Shape (ONNX layout, as :meth:`dims`) of an already lowered value ``name``; ``None``
+        when it is not lowered."""
+        e = self._l.env.get(name)
+        if e is None:
+            return None
+        if e.const is not None:
+            return tuple(e.const.shape)
+        if e.sym is not None:
+            return tuple(e.sym.shape)
+        if e.first is not None:
+            return dims_of(e.first)
+        return first_shape_of_last(dims_of(e.last))
+
     def _from_shapes(self, name: str) -> bool:
         """Whether ``name`` is computed from a ``Shape`` or ``Size`` node of the main graph."""
-        producer = {o: n for n in self._l.p.nodes for o in n.output if o}
+        producer = self._l.producers()
         seen, stack = set(), [name]
         while stack:
             v = stack.pop()
@@ -403,14 +422,10 @@ class NodeContext:
     def dims(self, i: int) -> tuple:
         """Shape of input ``i`` in ONNX (channels-first) layout: ``int`` where static, a MAX
         ``Dim`` where symbolic (see :func:`dims_of`)."""
-        e = self._l.env[self.node.input[i]]
-        if e.const is not None:
-            return tuple(e.const.shape)
-        if e.sym is not None:
-            return tuple(e.sym.shape)
-        if e.first is not None:
-            return dims_of(e.first)
-        return first_shape_of_last(dims_of(e.last))
+        name = self.node.input[i]
+        if name not in self._l.env:
+            raise KeyError(name)
+        return self.value_dims(name)
 
     def shape(self, i: int) -> tuple[int, ...]:
         """Static shape of input ``i`` in ONNX (channels-first) layout.
@@ -546,6 +561,13 @@ class _Lowering:
         self.lowered = LoweredGraph()
         self._weight_ids: dict[str, TensorValue] = {}
         self.dims_made = 0  # symbolic dims made by converters (NodeContext.new_dim)
+        self._producers: dict[str, onnx.NodeProto] | None = None
+
+    def producers(self) -> dict[str, onnx.NodeProto]:
+        """``{output name: node}`` over the prepared main graph's nodes (built once)."""
+        if self._producers is None:
+            self._producers = {o: n for n in self.p.nodes for o in n.output if o}
+        return self._producers
 
     def tensor(self, name: str) -> TensorValue:
         e = self.env.get(name)

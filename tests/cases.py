@@ -1124,6 +1124,64 @@ def coverage_cases() -> list[Case]:
     return c
 
 
+# ---------------------------------------------------------------- silent-result regressions
+def numerics_cases() -> list[Case]:
+    """Forms that once gave wrong values without an error: MAX 26.7 quirks worked around in
+    the converters, and spec edge values (infinities, zero norms, extrapolation)."""
+    c = []
+    # softmax(q k^T) v of rank 4 with v's head size (12) unlike q's (4): MAX 26.7's fused
+    # attention kernel gave errors of 2-4 (onnx2max.ops.matmul.attention_values_misfused)
+    for cid, dq, dv in (("diff-head-sizes", 4, 12), ("same-head-sizes", 8, 8)):
+        nodes = [N("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), N("MatMul", ["q", "kt"], ["s0"]),
+                 N("Mul", ["s0", "scale"], ["s1"]), N("Add", ["s1", "mask"], ["s2"]),
+                 N("Softmax", ["s2"], ["p"], axis=-1), N("MatMul", ["p", "v"], ["y"])]
+        mask = np.where(np.tril(np.ones((5, 6), bool), 1), 0.0, -1e9).astype(np.float32)
+        c.append(graph(f"Attention-pattern-{cid}", nodes,
+                       {"q": f32(2, 3, 5, dq), "k": f32(2, 3, 6, dq), "v": f32(2, 3, 6, dv)},
+                       {"scale": np.array(0.5, np.float32), "mask": mask}))
+    c.append(graph("Attention-pattern-einsum-diff-head-sizes", [
+        N("Einsum", ["q", "k"], ["s"], equation="bhqd,bhkd->bhqk"), N("Softmax", ["s"], ["p"], axis=-1),
+        N("Einsum", ["p", "v"], ["y"], equation="bhqk,bhkd->bhqd")],
+        {"q": f32(2, 3, 5, 4), "k": f32(2, 3, 6, 4), "v": f32(2, 3, 6, 12)}))
+    # the values multiplied with rank 3 while the probabilities have rank 4 (batch broadcast)
+    c.append(graph("Attention-pattern-broadcast-values", [
+        N("MatMul", ["q", "kt"], ["s"]), N("Softmax", ["s"], ["p"], axis=-1), N("MatMul", ["p", "v"], ["y"])],
+        {"q": f32(2, 3, 5, 4), "kt": f32(2, 3, 4, 6), "v": f32(3, 6, 12)}))
+    # a fully masked row: softmax gives NaN, which the decomposed Attention-23 function replaces
+    # by 0 where ReduceMax of the mask row is -inf (MAX 26.7's max of all -inf was finite)
+    row_mask = np.zeros((4, 6), np.float32)
+    row_mask[2] = -np.inf
+    c.append(graph("Attention-fully-masked-row-where", [
+        N("MatMul", ["q", "kt"], ["s0"]), N("Add", ["s0", "mask"], ["s1"]), N("Softmax", ["s1"], ["p"], axis=-1),
+        N("ReduceMax", ["mask"], ["m"], axes=[-1], keepdims=1), N("Equal", ["m", "ninf"], ["dead"]),
+        N("Where", ["dead", "zero", "p"], ["p2"]), N("MatMul", ["p2", "v"], ["y"])],
+        {"q": f32(1, 2, 4, 8), "kt": f32(1, 2, 8, 6), "v": f32(1, 2, 6, 8)},
+        {"mask": row_mask, "ninf": np.array(-np.inf, np.float32), "zero": np.array(0.0, np.float32)}))
+    rows = f32(3, 5)
+    rows[1] = -np.inf
+    c.append(node("ReduceMax-all-minus-inf-row", "ReduceMax", [rows], {"axes": [1], "keepdims": 0}))
+    rows_hi = f32(3, 5)
+    rows_hi[0] = np.inf
+    c.append(node("ReduceMin-all-plus-inf-row", "ReduceMin", [rows_hi], {"axes": [1], "keepdims": 1}))
+    # a zero column: 0, not NaN (onnxruntime; the ONNX test test_l2normalization_axis_0)
+    lp = f32(3, 4)
+    lp[:, 2] = 0.0
+    c.append(node("LpNormalization-zero-norm-axis0", "LpNormalization", [lp], {"axis": 0, "p": 2}))
+    c.append(node("LpNormalization-zero-norm-p1", "LpNormalization", [lp.T.copy()], {"axis": 1, "p": 1}))
+    # infinite divisors: numpy's mod and C's fmod, where a - floor(a / b) * b gives NaN
+    a = np.array([0.0, -0.0, -3.0, 3.0, -1.0, 1.0, np.inf, 2.5, 1.0, np.nan, -7.5], np.float32)
+    b = np.array([-np.inf, np.inf, np.inf, np.inf, -np.inf, -np.inf, 2.0, -2.0, 0.0, 2.0, 2.0], np.float32)
+    c.append(node("Mod-fmod0-infinite-divisor", "Mod", [a, b], {"fmod": 0}, opset=28))
+    c.append(node("Mod-fmod1-infinite-divisor", "Mod", [a, b], {"fmod": 1}, opset=28))
+    # tf_crop_and_resize with an ROI leaving the input: the extrapolation value there
+    c.append(node("Resize-tf-crop-extrapolation", "Resize",
+                  [f32(1, 1, 4, 4), np.array([0, 0, 0.4, 0.6, 1, 1, 1.2, 1.7], np.float32), None,
+                   np.array([1, 1, 3, 3], np.int64)],
+                  {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
+                   "extrapolation_value": 10.0}, consts=(1, 3), opset=19))
+    return c
+
+
 GROUPS = {
     "elementwise": elementwise_cases,
     "matmul": matmul_cases,
@@ -1137,4 +1195,5 @@ GROUPS = {
     "float8": float8_cases,
     "added_ops": added_ops_cases,
     "coverage": coverage_cases,
+    "numerics": numerics_cases,
 }

@@ -130,7 +130,8 @@ def converted():
 # the same ones.)
 _SHARED_WITH = {"matmul": "ops-a", "shape": "ops-a", "elementwise": "ops-b", "nn": "ops-b",
                 "edge": "ops-b", "recurrent": "ops-a", "loop": "ops-a", "contrib": "ops-b",
-                "bfloat16": "ops-a", "float8": "ops-a", "added_ops": "ops-a", "coverage": "ops-b"}
+                "bfloat16": "ops-a", "float8": "ops-a", "added_ops": "ops-a", "coverage": "ops-b",
+                "numerics": "ops-a"}
 #: the op groups built in one compile (same value). ``matmul`` is built alone: the cache tests
 #: convert its cases again (with other weights too) and expect its compiled artifact
 _BUILT_WITH = {"shape": "ops-a", "recurrent": "ops-a", "loop": "ops-a", "bfloat16": "ops-a", "float8": "ops-a",

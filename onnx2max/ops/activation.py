@@ -176,15 +176,22 @@ def is_inf(ctx):
 def mod(ctx):
     """ONNX ``Mod``: ``fmod=0`` takes the divisor's sign (integers: MAX ``ops.mod``; floats:
     ``a - floor(a / b) * b``), ``fmod=1`` the dividend's sign, as C ``fmod``:
-    ``a - trunc(a / b) * b``."""
+    ``a - trunc(a / b) * b``. An infinite divisor with a finite dividend (where those formulas
+    give NaN) gives, as numpy: ``a`` for ``fmod=1``; for ``fmod=0``, ``a`` when ``a`` is 0 or
+    has ``b``'s sign, else ``b``."""
     a, b = ctx.input(0), ctx.input(1)
-    if int(ctx.attr("fmod")):
-        if a.dtype in _FLOATS:
-            return a - ops.trunc(a / b) * b
+    fmod = int(ctx.attr("fmod"))
+    if a.dtype in _FLOATS:
+        r = a - (ops.trunc(a / b) if fmod else ops.floor(a / b)) * b  # numpy.mod / C fmod
+        zero = _c(a, 0.0)
+        keep_a = ops.logical_or(ops.equal(a, zero),
+                                ops.logical_not(ops.logical_xor(ops.greater(a, zero), ops.greater(b, zero))))
+        at_inf = a if fmod else ops.where(keep_a, a, b)
+        return ops.where(ops.logical_and(ops.is_inf(b), ops.logical_not(ops.logical_or(ops.is_inf(a), ops.is_nan(a)))),
+                         at_inf, r)
+    if fmod:
         q = ops.trunc(ops.cast(a, DType.float64) / ops.cast(b, DType.float64))
         return a - ops.cast(q, a.dtype) * b
-    if a.dtype in _FLOATS:  # as numpy.mod, which onnx's reference uses
-        return a - ops.floor(a / b) * b
     return ops.mod(a, b)
 
 

@@ -11,6 +11,7 @@ from max.graph import TensorValue, ops
 
 from ..lower import make_constant
 from ..registry import converter
+from .matmul import as_3d_matmul
 
 
 def _ints(v) -> list[int]:
@@ -417,7 +418,8 @@ def _einsum_matmul(xs, subs, shapes, out: str) -> TensorValue | None:
     indices: indices of one operand only that the output lacks are summed first; the operands
     become ``[batch..., M, K]`` and ``[batch..., K, N]`` (batch: in both and in the output; K:
     in both, not in the output; M, N: in one operand and in the output); the product
-    ``[batch..., M, N]`` is reshaped and permuted to ``out``. Batch dims of size 1 broadcast.
+    ``[batch..., M, N]`` is reshaped and permuted to ``out``. Batch dims of size 1 broadcast;
+    two or more batch dims are flattened into one (:func:`~onnx2max.ops.matmul.as_3d_matmul`).
     ``None`` (the caller's general path) for symbolic dims or a contracted index whose sizes
     differ."""
     if not all(isinstance(d, int) for s in shapes for d in s):
@@ -453,7 +455,10 @@ def _einsum_matmul(xs, subs, shapes, out: str) -> TensorValue | None:
         tail = [f, k_size] if not free_last else [k_size, f]
         return ops.reshape(x, [dim(t, s, c) for c in batch] + tail)
 
-    y = ops.matmul(operand(a, ta, sa, m_idx, False), operand(b, tb, sb, n_idx, True))
+    a, b = operand(a, ta, sa, m_idx, False), operand(b, tb, sb, n_idx, True)
+    # two or more batch dims: as a 3-D product, which MAX 26.7 does not fuse into its attention
+    # kernel (wrong when the value head size differs; see matmul.attention_values_misfused)
+    y = as_3d_matmul(a, b) if len(batch) >= 2 else ops.matmul(a, b)
     have = batch + m_idx + n_idx
     y = ops.reshape(y, [int(d) for d in y.shape[:len(batch)]] + [size[c] for c in m_idx + n_idx])
     if have != list(out):

@@ -11,11 +11,73 @@ from ..registry import converter
 from .shape import _prod
 
 
+#: ops that may sit between the two products and the Softmax of an attention block
+_ATTENTION_PASS = frozenset({"Identity", "Cast", "CastLike", "Dropout", "Where", "Add", "Sub",
+                             "Mul", "Div", "Neg", "Tanh", "Clip"})
+
+
+def _behind(ctx, name: str, op_type: str, depth: int = 6):
+    """The nearest ``op_type`` node (default domain) that ``name`` is computed from through at
+    most ``depth`` nodes of :data:`_ATTENTION_PASS`; ``None`` if there is none."""
+    frontier, seen = [name], set()
+    for _ in range(depth):
+        nxt = []
+        for v in frontier:
+            n = ctx.producer(v)
+            if n is None or v in seen:
+                continue
+            seen.add(v)
+            if n.op_type == op_type and n.domain in ("", "ai.onnx"):
+                return n
+            if n.op_type in _ATTENTION_PASS and n.domain in ("", "ai.onnx"):
+                nxt.extend(i for i in n.input if i)
+        frontier = nxt
+    return None
+
+
+def attention_values_misfused(ctx, v_head) -> bool:
+    """Whether ``ctx``'s input 0 is a ``Softmax`` of ``q @ k^T`` (through scaling, masking,
+    casts) whose head size is not known to equal ``v_head``, the last dim of the values it is
+    multiplied with.
+
+    MAX 26.7 fuses a rank-4 ``softmax(q @ k^T ...) @ v`` into its attention kernel, which
+    computes a wrong result when v's head size differs from q's (errors of 2-4 on unit-normal
+    inputs; rank 2 and 3 products, and ``softmax`` written out, are exact). Measured on CPU."""
+    sm = _behind(ctx, ctx.input_name(0), "Softmax")
+    if sm is None or not sm.input:
+        return False
+    qk = _behind(ctx, sm.input[0], "MatMul")
+    q_dims = ctx.value_dims(qk.input[0]) if qk is not None else None
+    return not q_dims or not isinstance(q_dims[-1], int) or q_dims[-1] != v_head
+
+
+def as_3d_matmul(a, b):
+    """``a @ b`` for operands of rank >= 3 as one 3-D batched MAX ``ops.matmul`` over their
+    flattened batch dims (broadcast first where they differ), reshaped back. MAX does not fuse
+    a 3-D product into its attention kernel; ``None`` when batch dims are symbolic and differ."""
+    da, db = dims_of(a), dims_of(b)
+    ba, bb = tuple(da[:-2]), tuple(db[:-2])
+    if ba == bb:
+        batch = ba
+    elif is_static(ba) and is_static(bb):
+        batch = tuple(int(d) for d in np.broadcast_shapes(ba, bb))
+        if ba != batch:
+            a = ops.broadcast_to(a, [*batch, *da[-2:]])
+        if bb != batch:
+            b = ops.broadcast_to(b, [*batch, *db[-2:]])
+    else:
+        return None
+    n = _prod(batch)
+    y = ops.matmul(ops.reshape(a, [n, *da[-2:]]), ops.reshape(b, [n, *db[-2:]]))
+    return ops.reshape(y, [*batch, da[-2], db[-1]])
+
+
 @converter("MatMul")
 def matmul(ctx):
     """ONNX ``MatMul`` (numpy ``matmul`` semantics): 1-D operands are promoted and the added
-    axis removed; batch dims broadcast. MAX ``ops.matmul`` (rank >= 4 with symbolic batch dims:
-    as one 3-D batched product, see below)."""
+    axis removed; batch dims broadcast. MAX ``ops.matmul``; rank >= 4 products with symbolic
+    batch dims, and those that MAX 26.7 would fuse wrongly into its attention kernel (see
+    :func:`attention_values_misfused`), as one 3-D batched product."""
     a, b = ctx.input(0), ctx.input(1)
     if a.rank == b.rank >= 4:
         da, db = dims_of(a), dims_of(b)
@@ -25,9 +87,15 @@ def matmul(ctx):
             # symbolic dims it then drops a following non-BSHD transpose ([b, s, h, d] comes
             # out where [s, b, h, d] was asked: a compile or run-time failure). The same
             # product as one 3-D batched MatMul is not fused (docs/performance.md).
-            n = _prod(batch)
-            y = ops.matmul(ops.reshape(a, [n, *da[-2:]]), ops.reshape(b, [n, *db[-2:]]))
-            return ops.reshape(y, [*batch, da[-2], db[-1]])
+            return as_3d_matmul(a, b)
+    if max(a.rank, b.rank) >= 4 and min(a.rank, b.rank) >= 2 and attention_values_misfused(ctx, dims_of(b)[-1]):
+        if a.rank != b.rank:  # align ranks so the batch dims broadcast as numpy's
+            r = max(a.rank, b.rank)
+            a = ops.reshape(a, [1] * (r - a.rank) + list(dims_of(a))) if a.rank < r else a
+            b = ops.reshape(b, [1] * (r - b.rank) + list(dims_of(b))) if b.rank < r else b
+        y = as_3d_matmul(a, b)
+        if y is not None:
+            return y
     a1, b1 = a.rank == 1, b.rank == 1
     if a1:
         a = ops.unsqueeze(a, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from max.graph import TensorValue, ops
 
+from ..lower import make_constant
 from ..registry import converter
 from .reduce import reduction_setup
 
@@ -74,7 +75,8 @@ def rms_norm(ctx):
 
 @converter("LpNormalization", since=1)
 def lp_norm(ctx):
-    """ONNX ``LpNormalization``: ``x / ||x||_p`` along ``axis``, p = 1 or 2."""
+    """ONNX ``LpNormalization``: ``x / ||x||_p`` along ``axis``, p = 1 or 2; 0 where the norm
+    is 0 (as onnxruntime and the ONNX test data), not NaN."""
     x = ctx.input(0)
     axis = int(ctx.attr("axis")) % ctx.rank(0)
     p = int(ctx.attr("p"))
@@ -84,7 +86,9 @@ def lp_norm(ctx):
         norm = ops.sqrt(ops.sum(x * x, axis=axis))
     else:
         raise ctx.error(f"p={p}; expected 1 or 2")
-    return x / norm
+    zero = make_constant(0.0, x.device, x.dtype)
+    # a zero norm means every x along the axis is 0: dividing by 1 instead gives those 0s
+    return x / ops.where(ops.equal(norm, zero), make_constant(1.0, x.device, x.dtype), norm)
 
 
 @converter("MeanVarianceNormalization", since=9)

@@ -12,8 +12,10 @@ reduction's identity (0, 1, -inf or +inf; 0 for ReduceMean, as onnxruntime does)
 from __future__ import annotations
 
 import numpy as np
-from max.graph import ops
+from max.dtype import DType
+from max.graph import TensorValue, ops
 
+from ..lower import make_constant
 from ..registry import converter
 
 
@@ -103,12 +105,37 @@ def _mean(x, a):
     return ops.mean(x, axis=a)
 
 
+_FLOAT_DTYPES = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+
+
+def _extreme(fn, x: TensorValue, axis: int, inf: float) -> TensorValue:
+    """``fn`` (MAX ``ops.max`` or ``ops.min``) over ``axis``, kept; ``inf`` where every value
+    is ``inf``. MAX 26.7 gives the lowest (highest) finite value, not -inf (+inf), for the max
+    (min) of values that are all -inf (+inf), as a fully masked row of attention scores."""
+    y = fn(x, axis=axis)
+    if x.dtype not in _FLOAT_DTYPES:
+        return y
+    inf_c = make_constant(inf, x.device, x.dtype)
+    other = ops.max(ops.cast(ops.not_equal(x, inf_c), DType.int32), axis=axis)  # 1: a value is not inf
+    return ops.where(ops.equal(other, make_constant(0, x.device, DType.int32)), inf_c, y)
+
+
+def max_kept(x: TensorValue, axis: int) -> TensorValue:
+    """The max of ``x`` over ``axis`` (kept as size 1), -inf where every value is -inf."""
+    return _extreme(ops.max, x, axis, -np.inf)
+
+
+def min_kept(x: TensorValue, axis: int) -> TensorValue:
+    """The min of ``x`` over ``axis`` (kept as size 1), +inf where every value is +inf."""
+    return _extreme(ops.min, x, axis, np.inf)
+
+
 def _max(x, a):
-    return ops.max(x, axis=a)
+    return max_kept(x, a)
 
 
 def _min(x, a):
-    return ops.min(x, axis=a)
+    return min_kept(x, a)
 
 
 def _prod(x, a):
@@ -117,8 +144,8 @@ def _prod(x, a):
 
 _register("ReduceSum", 13, "sum (MAX ops.sum)", reduce=_sum)
 _register("ReduceMean", 18, "mean (MAX ops.mean)", reduce=_mean)
-_register("ReduceMax", 18, "max (MAX ops.max)", reduce=_max, empty=-np.inf)
-_register("ReduceMin", 18, "min (MAX ops.min)", reduce=_min, empty=np.inf)
+_register("ReduceMax", 18, "max (MAX ops.max; -inf where all values are -inf)", reduce=_max, empty=-np.inf)
+_register("ReduceMin", 18, "min (MAX ops.min; +inf where all values are +inf)", reduce=_min, empty=np.inf)
 _register("ReduceProd", 18, "product (MAX ops.prod)", reduce=_prod, empty=1.0)
 _register("ReduceL1", 18, "sum of |x|", pre=ops.abs, reduce=_sum)
 _register("ReduceL2", 18, "sqrt of the sum of squares", pre=lambda x: x * x, reduce=_sum, post=ops.sqrt)

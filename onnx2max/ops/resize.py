@@ -57,7 +57,10 @@ def _axis_matrix(attrs, opset, n, m, scale, roi_pair, use_sizes, extrapolation):
     a = dict(attrs)
     a.pop("axes", None)
     a.pop("keep_aspect_ratio_policy", None)
-    w = _reference_resize(a, max(opset, 11), eye, roi if roi is not None else (None if opset >= 13 else [0.0, 0.0, 1.0, 1.0]),
+    # the weights without the extrapolation value (a row outside the ROI is zero, not the value
+    # times every input); the value goes into b
+    aw = {k: v for k, v in a.items() if k != "extrapolation_value"}
+    w = _reference_resize(aw, max(opset, 11), eye, roi if roi is not None else (None if opset >= 13 else [0.0, 0.0, 1.0, 1.0]),
                           scales, sizes)
     b = np.zeros(m)
     if extrapolation:
