@@ -344,7 +344,10 @@ def _bisect(model, device, input_shape, const_values, given, ones, seed, cache_d
     if c.skipped:
         click.echo(f"not compared: {len(c.skipped)} node outputs of unknown or non-tensor type", err=True)
     if c.first_bad is None:
-        click.echo("every node output matches onnxruntime", err=True)
+        click.echo("every node output matches onnxruntime. If `onnx2max check` without --bisect "
+                   "fails on the same inputs, suspect a MAX fusion: making every node output a graph "
+                   "output stops MAX from fusing nodes (as with MAX 26.7's attention kernel, "
+                   "README 'Accuracy evidence')", err=True)
         if save_repro:
             click.echo("nothing to save: no node diverged", err=True)
         return

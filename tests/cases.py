@@ -1147,6 +1147,10 @@ def numerics_cases() -> list[Case]:
     c.append(graph("Attention-pattern-broadcast-values", [
         N("MatMul", ["q", "kt"], ["s"]), N("Softmax", ["s"], ["p"], axis=-1), N("MatMul", ["p", "v"], ["y"])],
         {"q": f32(2, 3, 5, 4), "kt": f32(2, 3, 4, 6), "v": f32(3, 6, 12)}))
+    # probabilities times one matrix (rank 2): flattened to a 2-D product, not copied per batch
+    c.append(graph("Softmax-then-MatMul-matrix", [N("Softmax", ["x"], ["p"], axis=-1),
+                                                  N("MatMul", ["p", "w"], ["y"])],
+                   {"x": f32(2, 3, 4, 6)}, {"w": f32(6, 5)}))
     # a fully masked row: softmax gives NaN, which the decomposed Attention-23 function replaces
     # by 0 where ReduceMax of the mask row is -inf (MAX 26.7's max of all -inf was finite)
     row_mask = np.zeros((4, 6), np.float32)

@@ -16,10 +16,10 @@ _ATTENTION_PASS = frozenset({"Identity", "Cast", "CastLike", "Dropout", "Where",
                              "Mul", "Div", "Neg", "Tanh", "Clip"})
 
 
-def _behind(ctx, name: str, op_type: str, depth: int = 6):
-    """The nearest ``op_type`` node (default domain) that ``name`` is computed from through at
-    most ``depth`` nodes of :data:`_ATTENTION_PASS`; ``None`` if there is none."""
-    frontier, seen = [name], set()
+def _behind(ctx, name: str, op_type: str, depth: int = 6) -> list:
+    """The ``op_type`` nodes (default domain) that ``name`` is computed from through at most
+    ``depth`` nodes of :data:`_ATTENTION_PASS`, nearest first (the search stops at them)."""
+    found, frontier, seen = [], [name], set()
     for _ in range(depth):
         nxt = []
         for v in frontier:
@@ -28,11 +28,11 @@ def _behind(ctx, name: str, op_type: str, depth: int = 6):
                 continue
             seen.add(v)
             if n.op_type == op_type and n.domain in ("", "ai.onnx"):
-                return n
-            if n.op_type in _ATTENTION_PASS and n.domain in ("", "ai.onnx"):
+                found.append(n)
+            elif n.op_type in _ATTENTION_PASS and n.domain in ("", "ai.onnx"):
                 nxt.extend(i for i in n.input if i)
         frontier = nxt
-    return None
+    return found
 
 
 def attention_values_misfused(ctx, v_head) -> bool:
@@ -43,12 +43,18 @@ def attention_values_misfused(ctx, v_head) -> bool:
     MAX 26.7 fuses a rank-4 ``softmax(q @ k^T ...) @ v`` into its attention kernel, which
     computes a wrong result when v's head size differs from q's (errors of 2-4 on unit-normal
     inputs; rank 2 and 3 products, and ``softmax`` written out, are exact). Measured on CPU."""
-    sm = _behind(ctx, ctx.input_name(0), "Softmax")
-    if sm is None or not sm.input:
+    softmaxes = [n for n in _behind(ctx, ctx.input_name(0), "Softmax") if n.input]
+    if not softmaxes:
         return False
-    qk = _behind(ctx, sm.input[0], "MatMul")
-    q_dims = ctx.value_dims(qk.input[0]) if qk is not None else None
-    return not q_dims or not isinstance(q_dims[-1], int) or q_dims[-1] != v_head
+    for sm in softmaxes:
+        products = _behind(ctx, sm.input[0], "MatMul")
+        if not products:
+            return True  # scores from elsewhere (an Einsum, a contrib op): head size unknown
+        for qk in products:
+            q_dims = ctx.value_dims(qk.input[0])
+            if not q_dims or not isinstance(q_dims[-1], int) or q_dims[-1] != v_head:
+                return True
+    return False
 
 
 def as_3d_matmul(a, b):
@@ -89,6 +95,10 @@ def matmul(ctx):
             # product as one 3-D batched MatMul is not fused (docs/performance.md).
             return as_3d_matmul(a, b)
     if max(a.rank, b.rank) >= 4 and min(a.rank, b.rank) >= 2 and attention_values_misfused(ctx, dims_of(b)[-1]):
+        if b.rank == 2:  # one matrix for every batch: a 2-D product, no broadcast copy of b
+            da = dims_of(a)
+            y = ops.matmul(ops.reshape(a, [-1, da[-1]]), b)
+            return ops.reshape(y, [*da[:-1], dims_of(b)[-1]])
         if a.rank != b.rank:  # align ranks so the batch dims broadcast as numpy's
             r = max(a.rank, b.rank)
             a = ops.reshape(a, [1] * (r - a.rank) + list(dims_of(a))) if a.rank < r else a
