@@ -36,6 +36,8 @@ BYTE_FLOAT_OPS = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLin
 # Element types whose numpy form is an ``ml_dtypes`` type (as onnx's ``numpy_helper`` gives them):
 # bfloat16. numpy cannot hand it to MAX (no DLPack code), so it crosses the boundary as unsigned
 # integers of the same width, reinterpreted as the MAX type (``Buffer.view``): see :func:`to_buffer`.
+#: MAX's float dtypes that its arithmetic ops take (not the 8-bit floats, which are bytes here)
+MAX_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
 NARROW_FLOATS = {
     DType.bfloat16: np.uint16,
 }

@@ -11,11 +11,12 @@ import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
 from .elementwise import unary
 
-_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+_FLOATS = dtypes.MAX_FLOATS
 
 
 def _c(x: TensorValue, v) -> TensorValue:

@@ -7,9 +7,10 @@ import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..registry import converter
 
-_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+_FLOATS = dtypes.MAX_FLOATS
 
 
 def unary(op_type, fn, since=1, doc="elementwise."):

@@ -9,6 +9,7 @@ import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
 from .matmul import as_3d_matmul
@@ -424,7 +425,7 @@ def _einsum_matmul(xs, subs, shapes, out: str) -> TensorValue | None:
     differ."""
     if not all(isinstance(d, int) for s in shapes for d in s):
         return None
-    if any(x.dtype not in (DType.float32, DType.float64, DType.float16, DType.bfloat16) for x in xs):
+    if any(x.dtype not in dtypes.MAX_FLOATS for x in xs):
         return None  # MAX's matmul is for floats; integer Einsum takes the general path
     xs, subs, shapes = list(xs), list(subs), [list(s) for s in shapes]
     for k in (0, 1):  # indices only this operand has and the output lacks: sum them now

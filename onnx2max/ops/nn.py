@@ -271,7 +271,7 @@ def _pad_to_windows(x, kernel, strides, dil, begins, ends, outs, value):
 
 
 def _lowest(dtype: DType):
-    if dtype in (DType.float16, DType.bfloat16, DType.float32, DType.float64):
+    if dtype in dtypes.MAX_FLOATS:
         return float("-inf")
     return int(np.iinfo(dtype.to_numpy()).min)
 

@@ -15,6 +15,7 @@ import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
 
@@ -105,7 +106,7 @@ def _mean(x, a):
     return ops.mean(x, axis=a)
 
 
-_FLOAT_DTYPES = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+_FLOAT_DTYPES = dtypes.MAX_FLOATS
 
 
 def _extreme(fn, x: TensorValue, axis: int, inf: float) -> TensorValue:

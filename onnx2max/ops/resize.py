@@ -24,7 +24,7 @@ from ..layout import ChannelsLast
 from ..lower import make_constant
 from ..registry import converter
 
-_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+_FLOATS = dtypes.MAX_FLOATS
 
 
 def _reference_resize(attrs: dict, opset: int, x: np.ndarray, roi, scales, sizes) -> np.ndarray:
