@@ -21,8 +21,9 @@ class Case:
     id: str
     model: onnx.ModelProto
     feeds: dict[str, np.ndarray] = field(default_factory=dict)
-    #: "onnxruntime", or "onnx" (onnx's ReferenceEvaluator) for types onnxruntime's numpy
-    #: interface does not take (bfloat16, 8-bit floats)
+    #: "onnxruntime", "onnx" (onnx's ReferenceEvaluator) for types onnxruntime's numpy
+    #: interface does not take (bfloat16, 8-bit floats), or "onnxruntime-float32" (float16
+    #: tensors made float32 for onnxruntime, its outputs rounded to float16 once)
     reference: str = "onnxruntime"
 
 
@@ -1177,6 +1178,23 @@ def numerics_cases() -> list[Case]:
     b = np.array([-np.inf, np.inf, np.inf, np.inf, -np.inf, -np.inf, 2.0, -2.0, 0.0, 2.0, 2.0], np.float32)
     c.append(node("Mod-fmod0-infinite-divisor", "Mod", [a, b], {"fmod": 0}, opset=28))
     c.append(node("Mod-fmod1-infinite-divisor", "Mod", [a, b], {"fmod": 1}, opset=28))
+    # float16 products of two batched operands: MAX 26.7's kernel accumulated in float16 (errors
+    # of 0.3 at K = 512; onnx2max.ops.matmul.batched_matmul computes them in float32)
+    c.append(node("MatMul-float16-rank4", "MatMul", [f32(2, 3, 4, 256).astype(np.float16),
+                                                      f32(2, 3, 256, 5).astype(np.float16)]))
+    c.append(node("MatMul-float16-rank3-broadcast", "MatMul", [f32(4, 3, 256).astype(np.float16),
+                                                                f32(1, 256, 5).astype(np.float16)]))
+    c.append(node("Einsum-float16-batched", "Einsum", [f32(3, 4, 256).astype(np.float16),
+                                                        f32(3, 5, 256).astype(np.float16)],
+                  {"equation": "bik,bjk->bij"}))
+    # float16 Attention-23 is computed in float32 and rounded once; the reference is the float32
+    # model's output rounded to float16 (onnxruntime's float16 kernel is up to 2 units off it)
+    att = node("Attention-float16", "Attention", [f32(1, 2, 6, 64).astype(np.float16),
+                                                  f32(1, 2, 40, 64).astype(np.float16),
+                                                  f32(1, 2, 40, 64).astype(np.float16)],
+               {"is_causal": 1}, opset=23)
+    att.reference = "onnxruntime-float32"
+    c.append(att)
     # tf_crop_and_resize with an ROI leaving the input: the extrapolation value there
     c.append(node("Resize-tf-crop-extrapolation", "Resize",
                   [f32(1, 1, 4, 4), np.array([0, 0, 0.4, 0.6, 1, 1, 1.2, 1.7], np.float32), None,

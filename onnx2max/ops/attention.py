@@ -2,7 +2,8 @@
 grouped-query heads, a boolean or additive ``attn_mask``, ``is_causal`` (offset-aligned when
 a past cache is given), a sliding window (opset 25), ``past_key``/``past_value`` with the
 ``present_*`` outputs, ``nonpad_kv_seqlen`` (known at conversion), ``softcap``,
-``softmax_precision`` and every ``qk_matmul_output_mode``.
+``softmax_precision`` and every ``qk_matmul_output_mode``. float16 and bfloat16 inputs are
+computed in float32; the outputs are rounded to the input type once, at the end.
 
 It follows the ONNX reference implementation (``onnx/reference/ops/op_attention.py``) step by
 step. The causal, window and padding parts of the bias are static, so they are built in numpy;
@@ -18,6 +19,8 @@ from max.graph import TensorValue, ops
 from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
+
+_HALF = (DType.float16, DType.bfloat16)
 
 
 def _heads_first(x: TensorValue, heads: int) -> TensorValue:
@@ -51,7 +54,10 @@ def _static_bias(q_len, kv_len, batch, causal, offset, left, right, nonpad):
 def _attention(ctx):
     q, k, v = ctx.input(0), ctx.input(1), ctx.input(2)
     qs = ctx.shape(0)
-    dt = q.dtype
+    out_dt = q.dtype
+    # half inputs are computed in float32 and rounded once at the end, as onnxruntime's CPU
+    # Attention does (the suite's float16 cases match that to 1e-3; in float16 they did not)
+    dt = DType.float32 if out_dt in _HALF else out_dt
     rank = len(qs)
     qh, kvh = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
     if rank == 3:
@@ -66,6 +72,8 @@ def _attention(ctx):
     if ctx.has_input(5):
         v = ops.concat([ctx.input(5), v], axis=2)
     present_k, present_v = k, v
+    if dt != out_dt:
+        q, k, v = ops.cast(q, dt), ops.cast(k, dt), ops.cast(v, dt)
     kv_len = int(k.shape[2])
     past = ctx.shape(4)[2] if ctx.has_input(4) else None
     nonpad = None
@@ -144,7 +152,7 @@ def _attention(ctx):
     if mode == 3:
         qk_out = probs
     probs = ops.cast(probs, dt) if probs.dtype != dt else probs
-    qk_out = ops.cast(qk_out, dt) if qk_out.dtype != dt else qk_out
+    qk_out = ops.cast(qk_out, out_dt) if qk_out.dtype != out_dt else qk_out
     if int(v.shape[3]) != head:
         # MAX 26.7 computes softmax(...) @ V wrongly when V's head size differs from Q's
         # (errors of 0.05 on the suite's diff_heads_sizes cases); (V^T @ P^T)^T is exact.
@@ -155,6 +163,8 @@ def _attention(ctx):
     if rank == 3:
         b, h, s, d = (int(x) for x in y.shape)
         y = ops.reshape(ops.permute(y, [0, 2, 1, 3]), [b, s, h * d])
+    if y.dtype != out_dt:
+        y = ops.cast(y, out_dt)
     return y, present_k, present_v, qk_out
 
 

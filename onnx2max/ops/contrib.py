@@ -30,7 +30,7 @@ from max.graph import TensorValue, ops
 from ..layout import ChannelsLast
 from ..registry import converter
 from .activation import _c
-from .matmul import gemm
+from .matmul import batched_matmul, gemm
 from .nn import conv, layer_norm
 
 MS = "com.microsoft"
@@ -239,15 +239,15 @@ def _merge(y: TensorValue) -> TensorValue:
 
 def _sdpa(q, k, v, scale: float, bias: TensorValue | None) -> TensorValue:
     """``softmax(q k^T * scale + bias) v`` on ``(B, N, S, H)`` values."""
-    scores = ops.matmul(q, ops.permute(k, [0, 1, 3, 2])) * _c(q, scale)
+    scores = batched_matmul(q, ops.permute(k, [0, 1, 3, 2])) * _c(q, scale)
     if bias is not None:
         scores = scores + bias
     probs = ops.softmax(scores, axis=-1)
     if int(v.shape[-1]) != int(q.shape[-1]):
         # MAX 26.7 computes P @ V wrongly when V's head size differs from Q's (see attention.py)
-        return ops.permute(ops.matmul(ops.permute(v, [0, 1, 3, 2]), ops.permute(probs, [0, 1, 3, 2])),
+        return ops.permute(batched_matmul(ops.permute(v, [0, 1, 3, 2]), ops.permute(probs, [0, 1, 3, 2])),
                            [0, 1, 3, 2])
-    return ops.matmul(probs, v)
+    return batched_matmul(probs, v)
 
 
 def _key_mask_bias(ctx, i: int, b: int, s: int, t: int, filler: float, dt) -> TensorValue | None:

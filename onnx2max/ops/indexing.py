@@ -12,7 +12,7 @@ from max.graph import TensorValue, ops
 from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
-from .matmul import as_3d_matmul
+from .matmul import as_3d_matmul, batched_matmul
 
 
 def _ints(v) -> list[int]:
@@ -459,7 +459,7 @@ def _einsum_matmul(xs, subs, shapes, out: str) -> TensorValue | None:
     a, b = operand(a, ta, sa, m_idx, False), operand(b, tb, sb, n_idx, True)
     # two or more batch dims: as a 3-D product, which MAX 26.7 does not fuse into its attention
     # kernel (wrong when the value head size differs; see matmul.attention_values_misfused)
-    y = as_3d_matmul(a, b) if len(batch) >= 2 else ops.matmul(a, b)
+    y = as_3d_matmul(a, b) if len(batch) >= 2 else batched_matmul(a, b)
     have = batch + m_idx + n_idx
     y = ops.reshape(y, [int(d) for d in y.shape[:len(batch)]] + [size[c] for c in m_idx + n_idx])
     if have != list(out):
