@@ -1128,7 +1128,8 @@ def coverage_cases() -> list[Case]:
 # ---------------------------------------------------------------- silent-result regressions
 def numerics_cases() -> list[Case]:
     """Forms that once gave wrong values without an error: MAX 26.7 quirks worked around in
-    the converters, and spec edge values (infinities, zero norms, extrapolation)."""
+    the converters, and spec edge values (infinities, zero norms, extrapolation); and Resize's
+    keep_aspect_ratio_policy forms, which once failed to convert."""
     c = []
     # softmax(q k^T) v of rank 4 with v's head size (12) unlike q's (4): MAX 26.7's fused
     # attention kernel gave errors of 2-4 (onnx2max.ops.matmul.attention_values_misfused)
@@ -1195,6 +1196,16 @@ def numerics_cases() -> list[Case]:
                {"is_causal": 1}, opset=23)
     att.reference = "onnxruntime-float32"
     c.append(att)
+    # keep_aspect_ratio_policy rounds the output size (0.75 * 2 = 1.5 -> 2), while a scales-mode
+    # resize floors it: the weights are built with the axis that sets the scale present
+    for mode in ("nearest", "linear"):
+        c.append(node(f"Resize-not-smaller-rounds-size-{mode}", "Resize",
+                      [f32(1, 2, 2, 4), None, None, np.array([1, 3], np.int64)],
+                      {"mode": mode, "axes": [2, 3], "keep_aspect_ratio_policy": "not_smaller"},
+                      consts=(3,), opset=19))
+    c.append(node("Resize-not-larger-cubic", "Resize", [f32(1, 1, 5, 3), None, None, np.array([7, 8], np.int64)],
+                  {"mode": "cubic", "axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"},
+                  consts=(3,), opset=19))
     # tf_crop_and_resize with an ROI leaving the input: the extrapolation value there
     c.append(node("Resize-tf-crop-extrapolation", "Resize",
                   [f32(1, 1, 4, 4), np.array([0, 0, 0.4, 0.6, 1, 1, 1.2, 1.7], np.float32), None,

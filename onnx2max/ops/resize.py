@@ -13,6 +13,8 @@ indices (exact for any dtype) and the other modes a matmul with ``W_a`` (floats)
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import onnx
 from max.dtype import DType
@@ -48,15 +50,43 @@ def _reference_resize(attrs: dict, opset: int, x: np.ndarray, roi, scales, sizes
     return np.asarray(ReferenceEvaluator(m).run(None, {"X": x.astype(np.float64)})[0])
 
 
-def _axis_matrix(attrs, opset, n, m, scale, roi_pair, use_sizes, extrapolation):
-    """``(W, b)`` with ``resize_1d(v) = W @ v + b`` for one axis of length n -> m."""
+#: most elements of the basis tensor that builds one axis's weights under keep_aspect_ratio_policy
+_ASPECT_BASIS_LIMIT = 2 ** 25
+
+
+def _axis_matrix(attrs, opset, n, m, scale, roi_pair, use_sizes, extrapolation, aspect=None):
+    """``(W, b)`` with ``resize_1d(v) = W @ v + b`` for one axis of length n -> m.
+
+    ``aspect`` is ``(policy, size, p, q)`` for ``keep_aspect_ratio_policy`` other than
+    ``stretch``: ``size`` is this axis's requested size and ``p / q`` (in lowest terms) the
+    requested-to-input ratio of the axis that sets the common scale. The reference then sees
+    both axes, so it takes the common scale and rounds the output size as the spec says.
+    """
+    a = dict(attrs)
+    a.pop("axes", None)
+    a.pop("keep_aspect_ratio_policy", None)
+    if aspect is not None:
+        policy, size, p, q = aspect
+        if n * n * q > _ASPECT_BASIS_LIMIT:
+            raise ValueError(f"keep_aspect_ratio_policy={policy!r} with a common scale of {p}/{q} "
+                             f"would need a {n}x{n}x{q} basis tensor to build the weights")
+        a.update(axes=[0, 2], keep_aspect_ratio_policy=policy)
+        roi = None if roi_pair is None else [roi_pair[0], 0.0, roi_pair[1], 1.0]
+        basis = np.zeros((n, n, q))
+        basis[np.arange(n), np.arange(n), :] = 1.0  # constant along the third axis: its resize
+        # (weights summing to 1) leaves the value, so [:, :, 0] is this axis's matrix
+        aw = {k: v for k, v in a.items() if k != "extrapolation_value"}
+        w = _reference_resize(aw, max(opset, 18), basis, roi, None, [size, p])[:, :, 0]
+        b = np.zeros(m)
+        if extrapolation:
+            b = _reference_resize(a, max(opset, 18), np.zeros((n, 1, q)), roi, None, [size, p])[:, 0, 0]
+        if w.shape[0] != m:
+            raise ValueError(f"the reference resize gave {w.shape[0]} outputs for an axis of size {m}")
+        return w, b
     eye = np.eye(n, dtype=np.float64)
     roi = None if roi_pair is None else [roi_pair[0], 0.0, roi_pair[1], 1.0]
     scales = None if use_sizes else [scale, 1.0]
     sizes = [m, n] if use_sizes else None
-    a = dict(attrs)
-    a.pop("axes", None)
-    a.pop("keep_aspect_ratio_policy", None)
     # the weights without the extrapolation value (a row outside the ROI is zero, not the value
     # times every input); the value goes into b
     aw = {k: v for k, v in a.items() if k != "extrapolation_value"}
@@ -114,12 +144,15 @@ def _resize(ctx, opset_semantics: int, roi, scales, sizes):
         for a, s in zip(axes, scales):
             full_scales[a] = float(s)
     use_sizes = sizes is not None and len(sizes) > 0
+    aspect = {}
     if use_sizes and policy != "stretch":
         sizes_given = dict(zip(axes, [int(v) for v in sizes]))
         f = min if policy == "not_larger" else max
-        common = f(s / xs[a] for a, s in sizes_given.items())
+        setter = f(sizes_given, key=lambda a: sizes_given[a] / xs[a])
+        common = Fraction(sizes_given[setter], xs[setter])
         for a in axes:
-            full_scales[a] = common
+            full_scales[a] = float(common)
+            aspect[a] = (policy, sizes_given[a], common.numerator, common.denominator)
         use_sizes = False
     elif use_sizes:
         for a in axes:
@@ -137,7 +170,7 @@ def _resize(ctx, opset_semantics: int, roi, scales, sizes):
             continue
         try:
             w, b = _axis_matrix(attrs, ctx.opset, xs[a], ys[a], full_scales[a], roi_pair,
-                                use_sizes and a in axes, extrap)
+                                use_sizes and a in axes, extrap, aspect.get(a))
             x = _apply(x, a, w, b, mode == "nearest")
         except Exception as e:
             raise ctx.error(f"axis {a}: {type(e).__name__}: {e}") from e
