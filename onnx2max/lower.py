@@ -367,7 +367,8 @@ class NodeContext:
         return e.const
 
     def producer(self, name: str) -> onnx.NodeProto | None:
-        """The node of the prepared main graph that outputs ``name``; ``None`` for a graph
+        """The node that outputs ``name``: of the prepared main graph, or of the subgraphs
+        (``If`` branches, ``Loop`` bodies) being lowered around this node; ``None`` for a graph
         input, an initializer or a folded value."""
         return self._l.producers().get(name)
 
@@ -897,9 +898,11 @@ def lower_subgraph(lw: "_Lowering", graph: onnx.GraphProto,
     carried values) as MAX values of the enclosing block."""
     # values made inside the branch live in its block: work on copies of the entries, so
     # nothing the branch creates (a materialised constant, a layout permute) is seen outside
-    saved_env, saved_ids = lw.env, lw._weight_ids
+    saved_env, saved_ids, saved_producers = lw.env, lw._weight_ids, lw._producers
     lw.env = {k: copy.copy(v) for k, v in saved_env.items()}
     lw._weight_ids = dict(saved_ids)
+    # NodeContext.producer sees the subgraph's nodes as well as the enclosing graphs'
+    lw._producers = {**lw.producers(), **{o: n for n in graph.node for o in n.output if o}}
     try:
         for name, value in (bind or {}).items():
             lw.env[name] = _Entry(first=value)
@@ -908,7 +911,7 @@ def lower_subgraph(lw: "_Lowering", graph: onnx.GraphProto,
         lower_nodes(lw, list(graph.node))
         return [lw.tensor(o.name) for o in graph.output]
     finally:
-        lw.env, lw._weight_ids = saved_env, saved_ids
+        lw.env, lw._weight_ids, lw._producers = saved_env, saved_ids, saved_producers
 
 
 def lower_graph(

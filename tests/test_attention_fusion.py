@@ -57,3 +57,26 @@ def test_softmax_times_a_matrix_is_2d():
                                                           np.ones(30, np.float32))])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     assert _matmul_ranks(m) == [(2, 2)]
+
+
+def test_values_product_inside_an_if_branch_is_3d():
+    """The pattern inside both branches of an If with a runtime condition: the producers of a
+    branch's values are its own nodes, which the workaround must see."""
+    def branch(name, scale):
+        nodes = [helper.make_node("Transpose", ["k"], [f"{name}_kt"], perm=[0, 1, 3, 2]),
+                 helper.make_node("MatMul", ["q", f"{name}_kt"], [f"{name}_s"]),
+                 helper.make_node("Mul", [f"{name}_s", f"{name}_c"], [f"{name}_s2"]),
+                 helper.make_node("Softmax", [f"{name}_s2"], [f"{name}_p"], axis=-1),
+                 helper.make_node("MatMul", [f"{name}_p", "v"], [f"{name}_y"])]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, None)],
+                                 initializer=[helper.make_tensor(f"{name}_c", TensorProto.FLOAT, [], [scale])])
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["y"], then_branch=branch("a", 0.5), else_branch=branch("b", 2.0))], "m",
+        [vi("cond", TensorProto.BOOL, []), vi("q", TensorProto.FLOAT, [2, 3, 5, 4]),
+         vi("k", TensorProto.FLOAT, [2, 3, 6, 4]), vi("v", TensorProto.FLOAT, [2, 3, 6, 12])],
+        [vi("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    ranks = _matmul_ranks(m)
+    assert len(ranks) == 4, ranks
+    assert ranks[1] == ranks[3] == (3, 3), f"the probabilities @ values products are {ranks[1]}, {ranks[3]}"
