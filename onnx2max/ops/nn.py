@@ -440,13 +440,46 @@ def global_max_pool(ctx):
     return _global_pool(ctx, lambda x, a: ops.max(x, axis=a))
 
 
+def _batch_norm_training(ctx):
+    """``training_mode=1`` (opset 14 on): normalised with the batch's own statistics, the
+    mean and population variance over every axis but the channel axis (1); the running
+    statistics come out as ``mean * momentum + batch_mean * (1 - momentum)`` (likewise var)."""
+    x = ctx.input(0)
+    xs = ctx.leading_dims(0)
+    if len(xs) < 2:
+        raise ctx.error(f"X has rank {len(xs)}; expected (N, C, ...)")
+    c = xs[1]
+    eps = float(ctx.attr("epsilon"))
+    momentum = ctx.attr("momentum")
+    momentum = 0.9 if momentum is None else float(momentum)
+    shape = [1, c] + [1] * (len(xs) - 2)
+
+    def over_batch(v):
+        for a in reversed([0, *range(2, len(xs))]):
+            v = ops.mean(v, axis=a)
+        return v
+
+    mean = over_batch(x)
+    d = x - mean
+    var = over_batch(d * d)
+    scale, bias = (ops.reshape(ctx.input(i), shape) for i in (1, 2))
+    y = d * ops.rsqrt(var + ctx.constant(np.array(eps), x.dtype)) * scale + bias
+    m = ctx.constant(np.array(momentum), x.dtype)
+    keep = ctx.constant(np.array(1.0 - momentum), x.dtype)
+    running_mean = ctx.input(3) * m + ops.reshape(mean, [c]) * keep
+    running_var = ctx.input(4) * m + ops.reshape(var, [c]) * keep
+    return y, running_mean, running_var
+
+
 @converter("BatchNormalization")
 def batch_norm(ctx):
-    """ONNX ``BatchNormalization`` in inference mode:
+    """ONNX ``BatchNormalization``. Inference mode:
     ``Y = (X - mean) / sqrt(var + epsilon) * scale + B`` per channel (axis 1). Training mode
-    (``training_mode=1``, or the running-statistics outputs) is not supported."""
+    (``training_mode=1``, opset 14 on) normalises with the batch's statistics and gives the
+    running mean and variance (see ``_batch_norm_training``). The training outputs of opsets
+    before 14 (running and saved statistics) are not supported."""
     if ctx.opset >= 14 and ctx.attr("training_mode"):
-        raise ctx.error("training_mode=1 is not supported (inference only)")
+        return _batch_norm_training(ctx)
     if any(ctx.output_used(k) for k in range(1, ctx.num_outputs)):
         raise ctx.error("the training outputs (running mean/var, saved stats) are not supported")
     if ctx.opset < 9 and ctx.has_attr("spatial") and ctx.attr("spatial") == 0:
