@@ -1190,6 +1190,11 @@ def numerics_cases() -> list[Case]:
     c.append(node("Einsum-float16-batched", "Einsum", [f32(3, 4, 256).astype(np.float16),
                                                         f32(3, 5, 256).astype(np.float16)],
                   {"equation": "bik,bjk->bij"}))
+    # float16 Conv (3x3 over 64 channels: 576 products): MAX 26.7's conv2d accumulated in float16
+    c.append(node("Conv-float16", "Conv", [f32(1, 64, 8, 8).astype(np.float16), f32(4, 64, 3, 3).astype(np.float16),
+                                           f32(4).astype(np.float16)], {"pads": [1, 1, 1, 1]}, consts=(1, 2)))
+    c.append(node("Conv-float16-runtime-filter-1d", "Conv", [f32(2, 32, 9).astype(np.float16),
+                                                             f32(6, 32, 5).astype(np.float16)]))
     # float16 Attention-23 is computed in float32 and rounded once; the reference is the float32
     # model's output rounded to float16 (onnxruntime's float16 kernel is up to 2 units off it)
     att = node("Attention-float16", "Attention", [f32(1, 2, 6, 64).astype(np.float16),
