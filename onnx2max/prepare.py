@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import helper, inliner, numpy_helper
@@ -318,6 +319,10 @@ REFERENCE_WRONG = (
 )
 
 
+#: numpy dtypes of float16 and bfloat16 (ml_dtypes, as onnx's numpy_helper gives it)
+_HALF_NUMPY = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+
+
 def _reference_is_wrong(op_type: str, opset: int) -> bool:
     return any(op_type == op and lo <= opset <= hi for op, lo, hi in REFERENCE_WRONG)
 
@@ -348,6 +353,11 @@ def fold_node(
     if node.domain in STANDARD_DOMAINS:
         opset = ops.get("", 0)
         if _reference_is_wrong(node.op_type, opset):
+            return None
+        if (node.op_type in ("Conv", "ConvTranspose") and node.input and node.input[0] in feeds
+                and np.asarray(feeds[node.input[0]]).dtype in _HALF_NUMPY):
+            # the evaluator's float16 convolution is up to 3 units off onnxruntime's (found by
+            # tests/test_folding.py); MAX computes it in float32 and rounds once
             return None
         if node.op_type == "Squeeze" and opset < 13:
             try:

@@ -68,13 +68,19 @@ def test_attributes_that_do_not_change_inference_are_accepted():
                                    epsilon=1e-3, momentum=0.5), bn))
 
 
-def test_training_mode_batch_norm_is_refused():
-    """``training_mode=1`` changes what BatchNormalization computes (batch statistics)."""
+def test_training_outputs_of_batch_norm_before_opset_14_are_refused():
+    """Before opset 14, the running and saved statistics outputs are training outputs, which
+    the converter does not compute (``training_mode=1`` of opset 14 on is translated; its
+    values are checked by the ``numerics`` op tests)."""
     rng = np.random.default_rng(0)
     bn = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 3).astype(np.float32), n) for n in "sbmv"]
-    with pytest.raises(ConversionError, match="training_mode"):
-        _lower(_model(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
-                                       ["y", "running_mean", "running_var"], training_mode=1), bn))
+    m = _model(helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
+                                ["y", "running_mean", "running_var"]), bn)
+    m.opset_import[0].version = 9
+    m.graph.output.extend([helper.make_tensor_value_info(n, TensorProto.FLOAT, [3])
+                           for n in ("running_mean", "running_var")])
+    with pytest.raises(ConversionError, match="training outputs"):
+        _lower(m)
 
 
 def test_an_attribute_that_matters_only_without_axes_is_read():
