@@ -1195,6 +1195,10 @@ def numerics_cases() -> list[Case]:
                                            f32(4).astype(np.float16)], {"pads": [1, 1, 1, 1]}, consts=(1, 2)))
     c.append(node("Conv-float16-runtime-filter-1d", "Conv", [f32(2, 32, 9).astype(np.float16),
                                                              f32(6, 32, 5).astype(np.float16)]))
+    c.append(node("ConvTranspose-float16", "ConvTranspose", [f32(1, 64, 6, 6).astype(np.float16),
+                                                             f32(64, 4, 3, 3).astype(np.float16),
+                                                             f32(4).astype(np.float16)],
+                  {"strides": [2, 2]}, consts=(1, 2)))
     # float16 Attention-23 is computed in float32 and rounded once; the reference is the float32
     # model's output rounded to float16 (onnxruntime's float16 kernel is up to 2 units off it)
     att = node("Attention-float16", "Attention", [f32(1, 2, 6, 64).astype(np.float16),
