@@ -349,7 +349,7 @@ def average_pool(ctx):
     """ONNX ``AveragePool``, 1-D, 2-D and 3-D: pads (asymmetric too), auto_pad, ceil_mode,
     count_include_pad, dilations (opset 19). The window sums come from MAX ``ops.avg_pool2d``
     over an explicitly zero-padded input; the divisor per output cell is computed at conversion
-    from the static geometry."""
+    from the static geometry. float16 and bfloat16 are computed in float32 and rounded once."""
     xs = ctx.leading_dims(0)
     geometry = _pool_geometry(ctx, xs)
     nd, kernel, strides, dil, begins, ends, outs = geometry
@@ -358,15 +358,21 @@ def average_pool(ctx):
         _window_counts(n, k, s, d, b, e, o, include)
         for n, k, s, d, b, e, o in zip(xs[2:], kernel, strides, dil, begins, ends, outs)
     ]
+    # MAX 26.7's float16 window sums lose precision (5 units on a 16x16 window): float32 inside
+    half = ctx.input(0).dtype if ctx.input(0).dtype in (DType.float16, DType.bfloat16) else None
     if nd == 3:  # window sums over (H, W) then D; the divisor per axis (separable too)
-        y = _pool3d(ctx.input(0), xs, geometry, 0.0,
+        x3 = ctx.input(0) if half is None else ops.cast(ctx.input(0), DType.float32)
+        y = _pool3d(x3, xs, geometry, 0.0,
                     lambda v, k, s, d: ops.avg_pool2d(v, k, stride=s, dilation=d, padding=0))
         np_dt = y.dtype.to_numpy()
         for axis, (k, cnt) in enumerate(zip(kernel, counts)):
             shape = [-1 if a == axis else 1 for a in range(3)] + [1]
             y = y * ctx.constant((k / cnt).astype(np_dt).reshape(shape), y.dtype)
-        return ops.permute(y, [0, 4, 1, 2, 3])
+        y = ops.permute(y, [0, 4, 1, 2, 3])
+        return y if half is None else ops.cast(y, half)
     x = ctx.input_last(0)
+    if half is not None:
+        x = ops.cast(x, DType.float32)
     if nd == 1:
         x = _as_2d_last(x)
         kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
@@ -386,6 +392,8 @@ def average_pool(ctx):
         y = y * ctx.constant((1.0 / cw).astype(np_dt).reshape(-1, 1), y.dtype)
     if nd == 1:
         y = ops.squeeze(y, 1)
+    if half is not None:
+        y = ops.cast(y, half)
     return ChannelsLast(y)
 
 
