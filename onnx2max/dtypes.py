@@ -38,6 +38,9 @@ BYTE_FLOAT_OPS = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLin
 # integers of the same width, reinterpreted as the MAX type (``Buffer.view``): see :func:`to_buffer`.
 #: MAX's float dtypes that its arithmetic ops take (not the 8-bit floats, which are bytes here)
 MAX_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
+#: the half-precision ones, which MAX 26.7's CPU matmul, conv and pool kernels accumulate in
+#: the half type: converters compute them in float32 and round once
+MAX_HALF_FLOATS = (DType.float16, DType.bfloat16)
 NARROW_FLOATS = {
     DType.bfloat16: np.uint16,
 }

@@ -20,9 +20,6 @@ from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
 
-_HALF = (DType.float16, DType.bfloat16)
-
-
 def _heads_first(x: TensorValue, heads: int) -> TensorValue:
     b, s, h = (int(d) for d in x.shape)
     return ops.permute(ops.reshape(x, [b, s, heads, h // heads]), [0, 2, 1, 3])
@@ -57,7 +54,7 @@ def _attention(ctx):
     out_dt = q.dtype
     # half inputs are computed in float32 and rounded once at the end, as onnxruntime's CPU
     # Attention does (the suite's float16 cases match that to 1e-3; in float16 they did not)
-    dt = DType.float32 if out_dt in _HALF else out_dt
+    dt = DType.float32 if out_dt in dtypes.MAX_HALF_FLOATS else out_dt
     rank = len(qs)
     qh, kvh = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
     if rank == 3:

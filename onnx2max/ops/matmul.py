@@ -6,6 +6,7 @@ import numpy as np
 from max.dtype import DType
 from max.graph import ops
 
+from .. import dtypes
 from ..lower import dims_of, is_static
 from ..registry import converter
 from .shape import _prod
@@ -57,15 +58,12 @@ def attention_values_misfused(ctx, v_head) -> bool:
     return False
 
 
-_HALF = (DType.float16, DType.bfloat16)
-
-
 def batched_matmul(a, b):
     """MAX ``ops.matmul(a, b)``, except that a product of two batched (rank >= 3) float16 or
     bfloat16 operands is computed in float32 and rounded once. MAX 26.7's CPU kernel for those
     accumulates in the half type: at K = 512 its errors were 0.3 (float16) and 1.8 (bfloat16)
     against 0.01 and 0.16 for the exactly rounded product, which MAX's 2-D half product gives."""
-    if a.dtype in _HALF and a.dtype == b.dtype and a.rank >= 3 and b.rank >= 3:
+    if a.dtype in dtypes.MAX_HALF_FLOATS and a.dtype == b.dtype and a.rank >= 3 and b.rank >= 3:
         return ops.cast(ops.matmul(ops.cast(a, DType.float32), ops.cast(b, DType.float32)), a.dtype)
     return ops.matmul(a, b)
 

@@ -110,7 +110,7 @@ def conv_channels_last(x, w, bias, geometry, runtime_filter: bool) -> ChannelsLa
     Returns the channels-last result ``(N, spatial'..., M)``."""
     kernel, strides, dil, begins, ends, group = geometry
     nd = len(kernel)
-    half = x.dtype if x.dtype in (DType.float16, DType.bfloat16) else None
+    half = x.dtype if x.dtype in dtypes.MAX_HALF_FLOATS else None
     if half is not None:
         # MAX 26.7's CPU conv2d accumulates float16 in float16 (errors of 0.4 over 576 products,
         # 20 times those of the correctly rounded result): computed in float32, rounded once. The
@@ -216,7 +216,7 @@ def conv_transpose(ctx):
     if rscf is None:
         w = ctx.input(1)
         rscf = ops.permute(ops.unsqueeze(w, 2) if nd == 1 else w, [2, 3, 1, 0])
-    half = x.dtype if x.dtype in (DType.float16, DType.bfloat16) else None
+    half = x.dtype if x.dtype in dtypes.MAX_HALF_FLOATS else None
     if half is not None:
         # MAX 26.7's CPU conv2d_transpose accumulates float16 in float16 (errors of 0.34 against
         # 0.016 for the correctly rounded result, 64 input channels, 3x3): float32, rounded once.
@@ -359,7 +359,7 @@ def average_pool(ctx):
         for n, k, s, d, b, e, o in zip(xs[2:], kernel, strides, dil, begins, ends, outs)
     ]
     # MAX 26.7's float16 window sums lose precision (5 units on a 16x16 window): float32 inside
-    half = ctx.input(0).dtype if ctx.input(0).dtype in (DType.float16, DType.bfloat16) else None
+    half = ctx.input(0).dtype if ctx.input(0).dtype in dtypes.MAX_HALF_FLOATS else None
     if nd == 3:  # window sums over (H, W) then D; the divisor per axis (separable too)
         x3 = ctx.input(0) if half is None else ops.cast(ctx.input(0), DType.float32)
         y = _pool3d(x3, xs, geometry, 0.0,
