@@ -261,7 +261,8 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx
         repaired = _without_shapeless_types(proto, source)
         if repaired is None:
             first = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-            raise InvalidModelError(f"{source}: the ONNX checker rejects the model: {first}") from e
+            raise InvalidModelError(f"{source}: the ONNX checker rejects the model: "
+                                    f"{first.rstrip('.')}{_shape_inference_reason(proto)}") from e
         proto = repaired
     except ValueError as e:  # e.g. models over 2 GiB given in memory
         raise InvalidModelError(f"{source}: the ONNX checker could not run: {e}") from e
@@ -298,6 +299,22 @@ def _checkable(proto: onnx.ModelProto) -> onnx.ModelProto:
     if not any(o.domain == "com.microsoft" for o in copy.opset_import):
         copy.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     return copy
+
+
+def _shape_inference_reason(proto: onnx.ModelProto) -> str:
+    """For a model with shapeless value types that could not be given shapes: why, from strict
+    ONNX shape inference (the fault is often a node's, e.g. a parameter of the wrong length),
+    as text to append to the checker's message; empty when strict inference succeeds too."""
+    g = proto.graph
+    if not any(vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape")
+               for vi in list(g.output) + list(g.value_info)):
+        return ""
+    try:
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as e:  # noqa: BLE001  (onnx raises several types here)
+        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+        return ("; those values' shapes could not be inferred: " + lines[0]) if lines else ""
+    return ""
 
 
 def _without_shapeless_types(proto: onnx.ModelProto, source: str) -> onnx.ModelProto | None:

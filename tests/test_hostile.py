@@ -369,6 +369,24 @@ def test_output_without_shape_loads_with_one_warning():
     assert p.types["y"] == (1, (2, 3))
 
 
+def test_shapeless_output_of_a_faulty_node_names_the_fault():
+    """A shapeless graph output whose shape inference fails because a node is faulty (a
+    BatchNormalization scale of 4 for 3 channels): the error gives shape inference's reason,
+    naming the node, not only the checker's "Field 'shape' ... missing" (found by a fresh-venv
+    trial)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx2max.load import load_model
+
+    inits = [numpy_helper.from_array(np.ones(n, np.float32), k) for k, n in (("s", 4), ("b", 3), ("m", 3), ("v", 3))]
+    g = helper.make_graph([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn0")],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    with pytest.raises(onnx2max.InvalidModelError, match=r"could not be inferred: .*bn0.*between 4 and 3"):
+        load_model(m)
+
+
 def test_serialized_bytes_load_like_the_model():
     """Serialized bytes are accepted (as onnxruntime's InferenceSession takes them); garbage or
     empty bytes give ModelLoadError."""
