@@ -240,11 +240,30 @@ def check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_di
           rtol, bisect, save_repro):
     """Run MODEL on MAX and on onnxruntime with the same inputs and compare every output.
 
-    Exits with status 1 when an output differs by more than atol + rtol * |reference|.
+    Exit status, as diff's: 0 when every output matches, 1 when an output differs by more than
+    atol + rtol * |reference|, 2 when no comparison could be made (a bad argument, a model that
+    cannot be read, converted or run, or an onnxruntime failure).
     With --bisect, every node output of the main graph is compared, and the first node (in
     graph order) whose output exceeds the tolerance is named with its op, attributes and input
     shapes.
     """
+    try:
+        _check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile,
+               atol, rtol, bisect, save_repro)
+    except click.UsageError:
+        raise
+    except click.ClickException as e:  # status 1 is kept for "the outputs differ"
+        raise _NoComparison(e.message) from None
+
+
+class _NoComparison(click.ClickException):
+    """``check`` could not compare (exit status 2, as diff's "trouble")."""
+
+    exit_code = 2
+
+
+def _check(model, device, input_shape, consts, inputs, dims, ones, seed, cache_dir, no_cache, profile, atol,
+           rtol, bisect, save_repro):
     from rich.console import Console
     from rich.table import Table
 

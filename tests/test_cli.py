@@ -55,6 +55,28 @@ def test_argument_errors(tmp_path):
     assert r.exit_code == 0 and "Conv" in r.output and "LayerNormalization" in r.output
 
 
+def test_check_exit_status_2_when_nothing_was_compared(tmp_path):
+    """check exits 1 only for outputs that differ (tested in test_bisect and test_passes); a
+    model it cannot read or convert, or a bad argument, gives 2, as diff's "trouble"."""
+    from onnx import TensorProto, helper
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["check", str(tmp_path / "absent.onnx")])
+    assert r.exit_code == 2 and "no such file" in r.output, r.output
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    path = tmp_path / "unsupported.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("com.example", 1)]), path)
+    r = runner.invoke(main, ["check", str(path)])
+    assert r.exit_code == 2 and "NoSuchOp" in r.output, r.output
+    r = runner.invoke(main, ["check", str(path), "--bisect"])
+    assert r.exit_code == 2 and "NoSuchOp" in r.output, r.output
+    r = runner.invoke(main, ["check", str(path), "--atol", "-1"])
+    assert r.exit_code == 2 and "--atol" in r.output
+
+
 def test_conformance_page_goes_beside_the_results(tmp_path, monkeypatch):
     """A selected run writes its page next to its --results file, not over the repository's
     docs/onnx-coverage.md (an unsupported case: settled without a compile)."""
