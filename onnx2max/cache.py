@@ -40,6 +40,7 @@ from pathlib import Path
 import onnx
 
 from . import dtypes
+from .errors import user_stacklevel
 from .prepare import Prepared
 
 log = logging.getLogger("onnx2max")
@@ -206,7 +207,7 @@ class CompileCache:
         if self.root is not None and str(self.root) not in self._warned:
             self._warned.add(str(self.root))
             warnings.warn(f"onnx2max: compile cache at {self.root} disabled: {why}", RuntimeWarning,
-                          stacklevel=3)
+                          stacklevel=user_stacklevel())
         self.root = None
 
     # ---- the MEF store, keyed by graph digest

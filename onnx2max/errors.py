@@ -7,6 +7,8 @@ was expected, and where there is one, what to do next.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 
@@ -100,3 +102,14 @@ class DeviceError(Onnx2MaxError):
 
 class InputError(Onnx2MaxError, ValueError):
     """Inputs given at run time do not match the model: names, dtypes, shapes or devices."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called right here, that names the first
+    frame outside the onnx2max package: the user's line that led to the warning, wherever in
+    onnx2max it is raised (Python 3.12's ``skip_file_prefixes``, for 3.10 on)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, external_data_helper, helper
 
-from .errors import InvalidModelError, ModelLoadError
+from .errors import InvalidModelError, ModelLoadError, user_stacklevel
 
 
 _FOUR_BIT_TYPES = {
@@ -352,6 +352,6 @@ def _without_shapeless_types(proto: onnx.ModelProto, source: str) -> onnx.ModelP
     warnings.warn(
         f"{source}: value(s) {shapeless} have a tensor type without a shape, which the ONNX "
         "checker rejects and onnxruntime accepts; their shapes are taken from ONNX shape inference",
-        UserWarning, stacklevel=3,
+        UserWarning, stacklevel=user_stacklevel(),
     )
     return fixed

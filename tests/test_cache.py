@@ -91,8 +91,9 @@ def test_unusable_cache_folder_warns_once_and_still_converts(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = onnx2max.from_onnx(case.model, cache_dir=blocker / "cache", progress=False)
-    msgs = [str(w.message) for w in caught if "compile cache" in str(w.message)]
-    assert len(msgs) == 1 and "disabled" in msgs[0]
+    msgs = [w for w in caught if "compile cache" in str(w.message)]
+    assert len(msgs) == 1 and "disabled" in str(msgs[0].message)
+    assert msgs[0].filename == __file__  # the caller's line, not one inside onnx2max
     (want,) = ort_run(case.model, case.feeds)
     assert_matches(m.run(None, case.feeds)[0], want, "uncached")
 

@@ -363,8 +363,23 @@ def test_output_without_shape_loads_with_one_warning():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         proto, source = load_model(case.model)
-    msgs = [str(w.message) for w in caught if "without a shape" in str(w.message)]
-    assert len(msgs) == 1 and "'y'" in msgs[0]
+    msgs = [w for w in caught if "without a shape" in str(w.message)]
+    assert len(msgs) == 1 and "'y'" in str(msgs[0].message)
+
+    # through from_onnx the warning names the caller's line too, not one inside onnx2max (an
+    # output without a shape, beside an op that stops the conversion before any compile)
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]),
+                           helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("r", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(onnx2max.UnsupportedOpError, match="NoSuchOp"):
+            onnx2max.from_onnx(m, progress=False)
+    msgs = [w for w in caught if "without a shape" in str(w.message)]
+    assert len(msgs) == 1 and "'r'" in str(msgs[0].message) and msgs[0].filename == __file__
     p = prepare(proto, source)
     assert p.types["y"] == (1, (2, 3))
 
