@@ -104,6 +104,12 @@ class InputError(Onnx2MaxError, ValueError):
     """Inputs given at run time do not match the model: names, dtypes, shapes or devices."""
 
 
+#: Prefix of the message of a run-time check that a converter puts in the MAX graph (an
+#: ``ops.rebind`` of a symbolic dim to the size the op needs); ``CompiledModel.run`` turns
+#: MAX's error holding it into an :class:`InputError` with the text after the prefix.
+RUN_CHECK = "onnx2max run-time check: "
+
+
 def user_stacklevel() -> int:
     """The ``stacklevel`` for :func:`warnings.warn`, called right here, that names the first
     frame outside the onnx2max package: the user's line that led to the warning, wherever in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -12,7 +13,7 @@ from max.driver import Buffer as _Buffer
 
 from . import dtypes
 from .compiler import Built, Device
-from .errors import InputError
+from .errors import RUN_CHECK, InputError
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,14 @@ class CompiledModel:
             acc = self._accelerator
             args = [(a if hasattr(a, "to") and not isinstance(a, np.ndarray)
                      else _Buffer.from_numpy(a)).to(acc) for a in arrays]
-        results = self._model.execute(*args)
+        try:
+            results = self._model.execute(*args)
+        except ValueError as e:  # a run-time check of the graph (errors.RUN_CHECK) failed
+            # MAX prints the message between control characters: take the printable run after it
+            check = re.search(re.escape(RUN_CHECK) + r"([^\x00-\x1f]*)", str(e))
+            if check is None:
+                raise
+            raise InputError(check.group(1)) from None
         outs = [dtypes.from_buffer(r) if hasattr(r, "to_numpy") else np.asarray(r) for r in results]
         # 8-bit float outputs come back as their bytes (uint8): viewed as the ml_dtypes type
         return [o.view(s.dtype) if o.dtype == np.uint8 and s.dtype != o.dtype and s.dtype.itemsize == 1
@@ -276,7 +284,9 @@ class CompiledModel:
             A list of numpy arrays, one per requested output.
 
         Raises:
-            InputError: unknown, missing, wrongly typed or shaped inputs; unknown output names.
+            InputError: unknown, missing, wrongly typed or shaped inputs; unknown output names;
+                a size the graph checks when it runs (a symbolic dim that an op needs equal to
+                another, as BatchNormalization's parameters to X's channel count).
         """
         if output_names is not None:
             bad = [n for n in output_names if n not in self._out_index]

@@ -281,6 +281,39 @@ def test_a_reshape_valid_for_one_size_only_says_so():
     _lower(m, input_shapes={"x": (4, 4)})
 
 
+def _bn_symbolic_channels() -> onnx.ModelProto:
+    """X: [2, 3, 4, 5]; scale, B, mean, var: graph inputs of symbolic length (``ch``), as a
+    model that leaves its parameters open declares them; BatchNormalization in inference and
+    in training mode (opset 15) on them."""
+    vi = h.make_tensor_value_info
+    ins = [vi("x", T.FLOAT, [2, 3, 4, 5])] + [vi(k, T.FLOAT, ["ch"]) for k in "sbmv"]
+    outs = [vi("y0", T.FLOAT, [2, 3, 4, 5]), vi("y1", T.FLOAT, [2, 3, 4, 5]), vi("rm", T.FLOAT, None),
+            vi("rv", T.FLOAT, None)]
+    nodes = [h.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y0"], name="bn_inference"),
+             h.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y1", "rm", "rv"], name="bn_training",
+                         training_mode=1)]
+    outs[2].type.tensor_type.shape.dim.add().dim_param = "ch"
+    outs[3].type.tensor_type.shape.dim.add().dim_param = "ch"
+    return h.make_model(h.make_graph(nodes, "bn", ins, outs), opset_imports=[h.make_opsetid("", 15)])
+
+
+def test_batch_norm_parameters_of_symbolic_length():
+    """Parameters of symbolic length are checked against X's channel count when the model
+    runs (MAX ``ops.rebind``): the right length matches onnxruntime, a wrong one is an
+    InputError naming the node, not MAX's reshape error at conversion (found by a fresh-venv
+    trial)."""
+    m = _bn_symbolic_channels()
+    model = onnx2max.from_onnx(m, progress=False)
+    rng = np.random.default_rng(3)
+    feeds = {"x": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
+             **{k: rng.uniform(0.5, 2.0, 3).astype(np.float32) for k in "sbmv"}}
+    for spec, g, w in zip(model.outputs, model.run(None, feeds), ort_run(m, feeds)):
+        assert_matches(g, w, spec.name)
+    feeds.update({k: np.ones(4, np.float32) for k in "sbmv"})
+    with pytest.raises(errors.InputError, match=r"BatchNormalization node 'bn_\w+'.*must have 3 values"):
+        model.run(None, feeds)
+
+
 @pytest.mark.parametrize("dynamic, match", [
     ({"nope": {0: "b"}}, "dynamic names.*'nope'"),
     ({"x": {2: "b"}}, "axis 2.*rank 2"),

@@ -10,6 +10,7 @@ from max.graph import TensorValue, ops
 from max.graph.type import FilterLayout
 
 from .. import dtypes
+from ..errors import RUN_CHECK
 from ..layout import ChannelsLast
 from ..lower import dims_of, pointwise_matmul
 from .shape import _prod
@@ -468,6 +469,24 @@ def global_max_pool(ctx):
     return _global_pool(ctx, lambda x, a: ops.max(x, axis=a))
 
 
+def _per_channel(ctx, i: int, c) -> TensorValue:
+    """BatchNormalization input ``i`` (scale, B, mean or var) as a ``(C,)`` tensor: one of
+    symbolic length is rebound to ``C`` (MAX ``ops.rebind``: checked when the model runs).
+
+    Raises:
+        ConversionError: the input is not 1-D, or its static length is not ``C``.
+    """
+    dims = ctx.dims(i)
+    if len(dims) != 1 or (isinstance(dims[0], int) and dims[0] != c):
+        raise ctx.error(f"input {i} ('{ctx.input_name(i)}') has shape {list(dims)}; expected [{c}], "
+                        "one value per channel of X (axis 1)")
+    x = ctx.input(i)
+    if not isinstance(dims[0], int):
+        x = ops.rebind(x, [c], message=f"{RUN_CHECK}{ctx.where}: input {i} ('{ctx.input_name(i)}') "
+                                       f"must have {c} values, one per channel of X (axis 1)")
+    return x
+
+
 def _batch_norm_training(ctx):
     """``training_mode=1`` (opset 14 on): normalised with the batch's own statistics, the
     mean and population variance over every axis but the channel axis (1); the running
@@ -490,12 +509,12 @@ def _batch_norm_training(ctx):
     mean = over_batch(x)
     d = x - mean
     var = over_batch(d * d)
-    scale, bias = (ops.reshape(ctx.input(i), shape) for i in (1, 2))
+    scale, bias = (ops.reshape(_per_channel(ctx, i, c), shape) for i in (1, 2))
     y = d * ops.rsqrt(var + ctx.constant(np.array(eps), x.dtype)) * scale + bias
     m = ctx.constant(np.array(momentum), x.dtype)
     keep = ctx.constant(np.array(1.0 - momentum), x.dtype)
-    running_mean = ctx.input(3) * m + ops.reshape(mean, [c]) * keep
-    running_var = ctx.input(4) * m + ops.reshape(var, [c]) * keep
+    running_mean = _per_channel(ctx, 3, c) * m + ops.reshape(mean, [c]) * keep
+    running_var = _per_channel(ctx, 4, c) * m + ops.reshape(var, [c]) * keep
     return y, running_mean, running_var
 
 
@@ -521,7 +540,7 @@ def batch_norm(ctx):
     a = ctx.derived("bn_scale", [1, 4], shape, eps=eps)
     b = ctx.derived("bn_shift", [1, 2, 3, 4], shape, eps=eps)
     if a is None or b is None:
-        scale, bias, mean, var = (ctx.input(i) for i in range(1, 5))
+        scale, bias, mean, var = (_per_channel(ctx, i, c) for i in range(1, 5))
         a = scale * ops.rsqrt(var + eps)
         b = bias - mean * a
         a, b = ops.reshape(a, shape), ops.reshape(b, shape)
