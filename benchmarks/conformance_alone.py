@@ -19,7 +19,10 @@ rerun a uniform random sample; a rerun with the same ``--out`` resumes. Cases ar
 child processes of ``--chunk`` cases each, one case per compile; a child killed by a signal (a
 MAX compiler crash) gets its case recorded as failed and the run goes on after it.
 ``--shard K/N`` takes every N-th case from the K-th, so N processes can share the work (one
-per core). ``--report FILE ...`` merges result files and prints the comparison as Markdown.
+per core). When one shard is done first, a second process can take the other from its end
+(``--reverse``, its own ``--out``, and ``--also-done`` naming the first process's file; the
+first, restarted with ``--also-done`` naming the second's, then stops where they meet).
+``--report FILE ...`` merges result files and prints the comparison as Markdown.
 
 On this project's 2-core machine, two processes (``--shard 0/2`` and ``1/2``, one per core)
 reran 112 cases in 47 minutes (2026-12-07), so all 1,582 passes of the run at d94af72 take about
@@ -110,10 +113,14 @@ def _run(args) -> None:
             "run with PYTHONPATH=DIR, or pass --any-code.")
     k, n = (int(x) for x in args.shard.split("/"))
     order = _order(full, args.seed, (k, n))
+    if args.reverse:
+        order.reverse()
     out = Path(args.out)
     stop = time.monotonic() + args.minutes * 60 if args.minutes else None
     while True:
         done = _done(out)
+        for other in args.also_done:
+            done.update(_done(Path(other)))
         todo = [name for name in order if name not in done]
         print(f"{len(order) - len(todo)} of {len(order)} cases rerun alone into {out}; {len(todo)} to go",
               flush=True)
@@ -163,6 +170,10 @@ def main(argv=None) -> None:
     ap.add_argument("--chunk", type=int, default=25, help="cases per child process")
     ap.add_argument("--minutes", type=float, default=0, help="start no child after this many minutes")
     ap.add_argument("--any-code", action="store_true", help="run whatever onnx2max is imported")
+    ap.add_argument("--reverse", action="store_true",
+                    help="take the shard's cases from its end: a second process on the same shard")
+    ap.add_argument("--also-done", nargs="+", default=[], metavar="FILE",
+                    help="cases recorded in these results files (another process's --out) are not rerun")
     ap.add_argument("--report", nargs="+", metavar="FILE", help="merge these results files and print")
     args = ap.parse_args(argv)
     if args.report:
