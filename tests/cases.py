@@ -1220,6 +1220,15 @@ def numerics_cases() -> list[Case]:
     c.append(node("Resize-not-larger-cubic", "Resize", [f32(1, 1, 5, 3), None, None, np.array([7, 8], np.int64)],
                   {"mode": "cubic", "axes": [2, 3], "keep_aspect_ratio_policy": "not_larger"},
                   consts=(3,), opset=19))
+    # float16 products with a matrix built at conversion (a MAX graph constant of 64 or more
+    # rows): MAX 26.7 gave errors larger than the values (ops.matmul.matmul_by_constant)
+    h16 = lambda *s, **kw: f32(*s, **kw).astype(np.float16)  # noqa: E731
+    c.append(node("Col2Im-float16", "Col2Im", [h16(1, 4 * 9, 36), i64(8, 8), i64(3, 3)], opset=18, consts=(1, 2)))
+    c.append(node("DFT-float16-256", "DFT", [h16(2, 256, 1), None, np.array(1, np.int64)], opset=20, consts=(2,)))
+    c.append(node("STFT-float16-frame-128", "STFT", [h16(1, 512, 1), np.array(64, np.int64), None,
+                                                     np.array(128, np.int64)], {"onesided": 1}, opset=17, consts=(1, 3)))
+    c.append(node("Resize-linear-float16-64", "Resize", [h16(1, 2, 64, 64), None, np.array([1, 1, 1.5, 1.5], np.float32)],
+                  {"mode": "linear"}, opset=19, consts=(2,)))
     # BatchNormalization training_mode=1: the batch's statistics, and the running ones out
     bn = [f32(3), f32(3), f32(3), f32(3, low=0.5, high=2.0)]
     c.append(node("BatchNormalization-training-mode", "BatchNormalization", [f32(2, 3, 4, 5), *bn],

@@ -13,6 +13,7 @@ from .. import dtypes
 from ..errors import RUN_CHECK
 from ..layout import ChannelsLast
 from ..lower import dims_of, pointwise_matmul
+from .matmul import matmul_by_constant
 from .shape import _prod
 from ..prepare import ceil_pool_lengths
 from ..registry import converter
@@ -735,8 +736,7 @@ def affine_grid(ctx):
     coords = [m.reshape(-1) for m in reversed(mesh)]  # x (W) first, then y, z
     base = np.stack([*coords, np.ones_like(coords[0])], axis=0)  # (nd + 1, points)
     theta = ctx.input(0)  # (N, nd, nd + 1)
-    np_dt = np.dtype(theta.dtype.to_numpy())
-    grid = ops.matmul(theta, ctx.constant(base.astype(np_dt), theta.dtype))  # (N, nd, points)
+    grid = matmul_by_constant(theta, base)  # (N, nd, points)
     nd = len(spatial)
     return ops.reshape(ops.permute(grid, [0, 2, 1]), [size[0], *spatial, nd])
 
@@ -767,14 +767,14 @@ def col2im(ctx):
                         f"strides and dilations give {blocks}")
     c = xs[1] // k
     n_l = _prod(blocks)
-    m = np.zeros((k * n_l, _prod(image)), dtypes.numpy_of_max(ctx.dtype(0)))
+    m = np.zeros((k * n_l, _prod(image)), np.float32)
     for ki, kpos in enumerate(np.ndindex(*block)):
         for li, bpos in enumerate(np.ndindex(*blocks)):
             pix = [bpos[d] * strides[d] + kpos[d] * dil[d] - pads[d] for d in range(n_sp)]
             if all(0 <= pix[d] < image[d] for d in range(n_sp)):
                 m[ki * n_l + li, np.ravel_multi_index(pix, image)] += 1
     x = ops.reshape(ctx.input(0), [xs[0], c, k * n_l])
-    y = ops.matmul(x, ctx.constant(m, ctx.dtype(0)))
+    y = matmul_by_constant(x, m)
     return ops.reshape(y, [xs[0], c, *image])
 
 

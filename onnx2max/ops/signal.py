@@ -3,8 +3,9 @@
 The transform along one axis is real matrix products with cosine and sine matrices built at
 conversion from the static lengths (what ``numpy.fft`` computes, as the ONNX reference does):
 ``O(n^2)`` work per signal, fine for the short transforms of audio front ends. Sums are in the
-input's dtype, so outputs that are exactly 0 come out as rounding noise (about 1e-6 for float32
-sums of magnitude 50).
+input's dtype (float32 for float16 and bfloat16 inputs, rounded once: ``matmul_by_constant``),
+so outputs that are exactly 0 come out as rounding noise (about 1e-6 for float32 sums of
+magnitude 50).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from max.graph import TensorValue, ops
 
 from ..registry import converter
+from .matmul import matmul_by_constant
 
 
 def _move_last(x: TensorValue, axis: int) -> tuple[TensorValue, list[int] | None]:
@@ -45,8 +47,6 @@ def _dft(ctx, axis_value: int):
     re, back = _move_last(re, axis)
     if im is not None:
         im, _ = _move_last(im, axis)
-    dt = re.dtype
-    np_dt = np.dtype(dt.to_numpy())
     if inverse and onesided:  # numpy irfft: Hermitian half spectrum -> real signal of n
         m = n // 2 + 1
         used = min(length, m)
@@ -58,9 +58,9 @@ def _dft(ctx, axis_value: int):
             w[n // 2] = 1.0
         theta = 2 * np.pi * k * t / n
         a, b = w * np.cos(theta) / n, -w * np.sin(theta) / n
-        out_re = ops.matmul(re[..., 0:used], ctx.constant(a.astype(np_dt), dt))
+        out_re = matmul_by_constant(re[..., 0:used], a)
         if im is not None:
-            out_re = out_re + ops.matmul(im[..., 0:used], ctx.constant(b.astype(np_dt), dt))
+            out_re = out_re + matmul_by_constant(im[..., 0:used], b)
         y = ops.unsqueeze(out_re, -1)
     else:
         used = min(length, n)
@@ -73,12 +73,12 @@ def _dft(ctx, axis_value: int):
         # (a + ib)(cos + i*sign*sin) = a cos - sign*b sin + i(sign*a sin + b cos)
         a_re, a_im = c * scale, sign * s * scale
         re_u = re[..., 0:used]
-        y_re = ops.matmul(re_u, ctx.constant(a_re.astype(np_dt), dt))
-        y_im = ops.matmul(re_u, ctx.constant(a_im.astype(np_dt), dt))
+        y_re = matmul_by_constant(re_u, a_re)
+        y_im = matmul_by_constant(re_u, a_im)
         if im is not None:
             im_u = im[..., 0:used]
-            y_re = y_re - ops.matmul(im_u, ctx.constant(a_im.astype(np_dt), dt))
-            y_im = y_im + ops.matmul(im_u, ctx.constant(a_re.astype(np_dt), dt))
+            y_re = y_re - matmul_by_constant(im_u, a_im)
+            y_im = y_im + matmul_by_constant(im_u, a_re)
         y = ops.stack([y_re, y_im], axis=-1)
     if back is not None:
         y = ops.permute(y, [*back, r - 1])
@@ -124,8 +124,6 @@ def stft(ctx):
     if step < 1 or n < 1 or n > xs[1]:
         raise ctx.error(f"frame_step {step}, frame_length {n} for a signal of length {xs[1]}")
     frames = 1 + (xs[1] - n) // step
-    dt = x.dtype
-    np_dt = np.dtype(dt.to_numpy())
     idx = (np.arange(frames)[:, None] * step + np.arange(n)[None, :]).astype(np.int64)
     f = ops.gather(x, ctx.constant(idx), axis=1)  # [batch, frames, n, c]
     if has_window:
@@ -133,11 +131,11 @@ def stft(ctx):
     re = ops.squeeze(f[..., 0:1], -1)
     bins = n // 2 + 1 if bool(ctx.attr("onesided")) else n
     theta = 2 * np.pi * np.arange(n).reshape(-1, 1) * np.arange(bins).reshape(1, -1) / n
-    cos, msin = np.cos(theta).astype(np_dt), (-np.sin(theta)).astype(np_dt)
-    y_re = ops.matmul(re, ctx.constant(cos, dt))
-    y_im = ops.matmul(re, ctx.constant(msin, dt))
+    cos, msin = np.cos(theta), -np.sin(theta)
+    y_re = matmul_by_constant(re, cos)
+    y_im = matmul_by_constant(re, msin)
     if xs[-1] == 2:  # (a + ib)(cos - i sin) = a cos + b sin + i(b cos - a sin)
         im = ops.squeeze(f[..., 1:2], -1)
-        y_re = y_re - ops.matmul(im, ctx.constant(msin, dt))
-        y_im = y_im + ops.matmul(im, ctx.constant(cos, dt))
+        y_re = y_re - matmul_by_constant(im, msin)
+        y_im = y_im + matmul_by_constant(im, cos)
     return ops.stack([y_re, y_im], axis=-1)
