@@ -65,7 +65,8 @@ def matmul_by_constant(x, m: np.ndarray):
     constant) and rounded once: MAX 26.7's CPU product of a half-precision value and a
     half-precision graph constant of 64 or more rows (float16; 128 for bfloat16) is wrong, with
     errors larger than the values (x [1, 256] @ [256, 256]: error 23 for values up to 18), while
-    the same matrix as a graph input or a Weight gives the right product.
+    the same matrix as a graph input or a Weight gives the right product
+    (``benchmarks/max_half_constant_matmul.py`` reproduces it in plain MAX).
     """
     if x.dtype in dtypes.MAX_HALF_FLOATS:
         c = make_constant(np.ascontiguousarray(m, np.float32), x.device, DType.float32)
