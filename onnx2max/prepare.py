@@ -18,7 +18,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import ml_dtypes
 import numpy as np
 import onnx
 from onnx import helper, inliner, numpy_helper
@@ -320,7 +319,7 @@ REFERENCE_WRONG = (
 
 
 #: numpy dtypes of float16 and bfloat16 (ml_dtypes, as onnx's numpy_helper gives it)
-_HALF_NUMPY = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+_HALF_NUMPY = tuple(dtypes.numpy_of_max(d) for d in dtypes.MAX_HALF_FLOATS)
 
 
 def _reference_is_wrong(op_type: str, opset: int) -> bool:
