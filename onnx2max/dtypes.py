@@ -41,6 +41,15 @@ MAX_FLOATS = (DType.float16, DType.bfloat16, DType.float32, DType.float64)
 #: the half-precision ones, which MAX 26.7's CPU matmul, conv and pool kernels accumulate in
 #: the half type: converters compute them in float32 and round once
 MAX_HALF_FLOATS = (DType.float16, DType.bfloat16)
+
+
+def compute_float(dtype: DType) -> DType:
+    """The dtype a converter computes a float ``dtype`` in when its kernels or its statistics
+    lose precision in half precision: float32 for :data:`MAX_HALF_FLOATS` (the result is
+    rounded to ``dtype`` once, at the end), ``dtype`` itself otherwise."""
+    return DType.float32 if dtype in MAX_HALF_FLOATS else dtype
+
+
 NARROW_FLOATS = {
     DType.bfloat16: np.uint16,
 }

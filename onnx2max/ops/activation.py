@@ -198,12 +198,17 @@ def mod(ctx):
 
 @converter("Mean", since=1, layout_agnostic=True)
 def mean(ctx):
-    """ONNX ``Mean``: the elementwise mean of all inputs, with broadcasting."""
+    """ONNX ``Mean``: the elementwise mean of all inputs, with broadcasting. float16 and
+    bfloat16 inputs are summed in float32 and the mean rounded once (a sum in the half type
+    rounds at every input)."""
     xs = [t for t in ctx.inputs() if t is not None]
-    acc = xs[0]
+    dt = xs[0].dtype
+    wide = dtypes.compute_float(dt)
+    acc = xs[0] if wide == dt else ops.cast(xs[0], wide)
     for t in xs[1:]:
-        acc = acc + t
-    return acc / _c(acc, float(len(xs)))
+        acc = acc + (t if wide == dt else ops.cast(t, wide))
+    y = acc / _c(acc, float(len(xs)))
+    return y if wide == dt else ops.cast(y, dt)
 
 
 @_act("Swish", since=24)

@@ -27,11 +27,13 @@ import numpy as np
 from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..layout import ChannelsLast
 from ..registry import converter
 from .activation import _c
 from .matmul import batched_matmul, gemm
 from .nn import conv, layer_norm
+from .norm import as_dtype, stash_dtype
 
 MS = "com.microsoft"
 
@@ -166,55 +168,70 @@ def fused_conv(ctx):
 
 
 # ------------------------------------------------------------------ normalizations
+def _skip_sum(ctx, bias_input: int) -> tuple[TensorValue, object]:
+    """``input + skip (+ bias)`` of the Skip*LayerNormalization ops, in
+    ``dtypes.compute_float`` of the input's dtype (float32 for half precision, unrounded, as
+    onnxruntime's CPU kernels normalise it), and the input's dtype."""
+    dt = ctx.input(0).dtype
+    wide = dtypes.compute_float(dt)
+    s = as_dtype(ctx.input(0), wide) + as_dtype(ctx.input(1), wide)
+    if ctx.num_inputs > bias_input and ctx.has_input(bias_input):
+        s = s + as_dtype(ctx.input(bias_input), wide)
+    return s, dt
+
+
 @converter("SkipLayerNormalization", domain=MS)
 def skip_layer_norm(ctx):
     """``com.microsoft.SkipLayerNormalization``: ``s = input + skip (+ bias)``, then LayerNorm
     over the last axis with ``gamma`` (and ``beta``), ``epsilon``. Outputs: the result, the mean
-    and inverse standard deviation (shape ``(..., 1)``), and ``s``."""
-    s = ctx.input(0) + ctx.input(1)
-    if ctx.num_inputs > 4 and ctx.has_input(4):
-        s = s + ctx.input(4)
+    and inverse standard deviation (shape ``(..., 1)``, float32: the schema's type U), and
+    ``s``. Half-precision inputs are summed and normalised in float32 and rounded once, as
+    onnxruntime's CPU kernel does."""
+    sf, dt = _skip_sum(ctx, 4)
+    wide = sf.dtype
     eps = float(ctx.attr("epsilon", 1e-12))
-    mean = ops.mean(s, axis=-1)
-    centered = s - mean
-    inv = ops.rsqrt(ops.mean(centered * centered, axis=-1) + _c(s, eps))
-    y = centered * inv * ctx.input(2)
+    mean = ops.mean(sf, axis=-1)
+    centered = sf - mean
+    inv = ops.rsqrt(ops.mean(centered * centered, axis=-1) + _c(sf, eps))
+    y = centered * inv * as_dtype(ctx.input(2), wide)
     if ctx.has_input(3):
-        y = y + ctx.input(3)
-    return y, mean, inv, s
+        y = y + as_dtype(ctx.input(3), wide)
+    return as_dtype(y, dt), as_dtype(mean, DType.float32), as_dtype(inv, DType.float32), as_dtype(sf, dt)
 
 
 @converter("SkipSimplifiedLayerNormalization", domain=MS)
 def skip_simplified_layer_norm(ctx):
     """``com.microsoft.SkipSimplifiedLayerNormalization``: ``s = input + skip (+ bias)``, then
     RMSNorm over the last axis (``s / sqrt(mean(s^2) + epsilon) * gamma``). Outputs: the
-    result, mean (unused by onnxruntime: not produced), inverse RMS, and ``s``."""
-    s = ctx.input(0) + ctx.input(1)
-    if ctx.has_input(3):
-        s = s + ctx.input(3)
+    result, mean (unused by onnxruntime: not produced), inverse RMS (float32: the schema's type
+    U), and ``s``. Half-precision inputs are summed and normalised in float32 and rounded once."""
     if ctx.output_used(1):
         raise ctx.error("output 1 (mean) is not computed by RMS normalization")
+    sf, dt = _skip_sum(ctx, 3)
     eps = float(ctx.attr("epsilon", 1e-12))
-    inv = ops.rsqrt(ops.mean(s * s, axis=-1) + _c(s, eps))
-    return s * inv * ctx.input(2), None, inv, s
+    inv = ops.rsqrt(ops.mean(sf * sf, axis=-1) + _c(sf, eps))
+    y = sf * inv * as_dtype(ctx.input(2), sf.dtype)
+    return as_dtype(y, dt), None, as_dtype(inv, DType.float32), as_dtype(sf, dt)
 
 
 @converter("SimplifiedLayerNormalization")
 def simplified_layer_norm(ctx):
     """onnxruntime's ``SimplifiedLayerNormalization`` (ONNX domain, version 1): RMSNorm over
     axes ``[axis, rank)``: ``x / sqrt(mean(x^2) + epsilon) * scale``; output 1 is the inverse
-    RMS."""
+    RMS, of the ``stash_type`` dtype (float32 by default). Half-precision inputs are computed in
+    float32 and rounded once."""
     x = ctx.input(0)
     r = ctx.rank(0)
     axis = int(ctx.attr("axis", -1)) % r
-    ctx.attr("stash_type", 1)  # float32 statistics: what the float32 graphs here compute anyway
+    stash = stash_dtype(ctx)
+    wide = dtypes.compute_float(x.dtype)
     eps = float(ctx.attr("epsilon", 1e-5))
     xs = ctx.shape(0)
     n = int(np.prod(xs[axis:], dtype=np.int64))
-    xf = ops.reshape(x, [*xs[:axis], n])
-    inv = ops.rsqrt(ops.mean(xf * xf, axis=-1) + _c(x, eps))
-    y = ops.reshape(xf * inv, list(xs)) * ctx.input(1)
-    return y, ops.reshape(inv, [*xs[:axis], *([1] * (r - axis))])
+    xf = ops.reshape(as_dtype(x, wide), [*xs[:axis], n])
+    inv = ops.rsqrt(ops.mean(xf * xf, axis=-1) + _c(xf, eps))
+    y = ops.reshape(xf * inv, list(xs)) * as_dtype(ctx.input(1), wide)
+    return as_dtype(y, x.dtype), as_dtype(ops.reshape(inv, [*xs[:axis], *([1] * (r - axis))]), stash)
 
 
 @converter("LayerNormalization", since=1)

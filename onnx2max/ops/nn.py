@@ -14,6 +14,7 @@ from ..errors import RUN_CHECK
 from ..layout import ChannelsLast
 from ..lower import dims_of, pointwise_matmul
 from .matmul import matmul_by_constant
+from .norm import as_dtype, stash_dtype
 from .shape import _prod
 from ..prepare import ceil_pool_lengths
 from ..registry import converter
@@ -404,11 +405,15 @@ def lp_pool(ctx):
     """ONNX ``LpPool``, 1-D, 2-D and 3-D: ``(sum over the window of |x|^p)^(1/p)``, with pads,
     auto_pad, strides, and from opset 18 dilations and ceil_mode (padding cells count as 0).
     The window sums of the explicitly zero-padded ``|x|^p`` are a depthwise MAX ``ops.conv2d``
-    with a ones filter (3-D: ``ops.avg_pool2d`` twice, times the window volume)."""
+    with a ones filter (3-D: ``ops.avg_pool2d`` twice, times the window volume). float16 and
+    bfloat16 are computed in float32 and rounded once (MAX 26.7's CPU conv2d accumulates them
+    in the half type)."""
     xs = ctx.leading_dims(0)
     geometry = _pool_geometry(ctx, xs)
     nd, kernel, strides, dil, begins, ends, outs = geometry
     p = float(ctx.attr("p"))
+    dt = ctx.input(0).dtype
+    wide = dtypes.compute_float(dt)
 
     # p != 2 as exp(p * log|x|) and exp(log(s) / p) (0 stays 0 through log -> -inf -> exp):
     # ops.pow here failed MAX 26.7's verifier ("'map.load' op failed to verify that result type
@@ -421,11 +426,11 @@ def lp_pool(ctx):
         return ops.sqrt(v) if p == 2.0 else ops.exp(ops.log(v) * (1.0 / p))
 
     if nd == 3:
-        y = _pool3d(power(ctx.input(0)), xs, geometry, 0.0,
+        y = _pool3d(power(as_dtype(ctx.input(0), wide)), xs, geometry, 0.0,
                     lambda v, k, s, d: ops.avg_pool2d(v, k, stride=s, dilation=d, padding=0))
         y = root(y * float(kernel[0] * kernel[1] * kernel[2]))
-        return ops.permute(y, [0, 4, 1, 2, 3])
-    x = power(ctx.input_last(0))
+        return as_dtype(ops.permute(y, [0, 4, 1, 2, 3]), dt)
+    x = power(as_dtype(ctx.input_last(0), wide))
     if nd == 1:
         x = _as_2d_last(x)
         kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
@@ -441,7 +446,7 @@ def lp_pool(ctx):
     y = root(y)
     if nd == 1:
         y = ops.squeeze(y, 1)
-    return ChannelsLast(y)
+    return ChannelsLast(as_dtype(y, dt))
 
 
 def _global_pool(ctx, reduce):
@@ -553,9 +558,13 @@ def batch_norm(ctx):
 @converter("LayerNormalization", since=17)
 def layer_norm(ctx):
     """ONNX ``LayerNormalization``: normalise over axes ``[axis, rank)``, then ``* Scale + B``
-    (broadcast). The last-axis case with 1-D Scale/B is MAX ``ops.layer_norm``; other axes and
-    the optional Mean / InvStdDev outputs are computed with reductions."""
+    (broadcast). The last-axis case of float32 with 1-D Scale/B is MAX ``ops.layer_norm``;
+    other forms and the optional Mean / InvStdDev outputs (of the ``stash_type`` dtype, float32
+    by default) are computed with reductions, half-precision inputs in float32 and rounded once
+    (:func:`onnx2max.ops.norm.stash_dtype`)."""
     x = ctx.input(0)
+    stash = stash_dtype(ctx)
+    wide = dtypes.compute_float(x.dtype)
     r = ctx.rank(0)
     axis = int(ctx.attr("axis")) % r
     xs = ctx.leading_dims(0, axis)
@@ -575,16 +584,17 @@ def layer_norm(ctx):
         beta = bias if bias is not None else ctx.constant(np.zeros(d, np.float32))
         return ops.layer_norm(x, scale, beta, eps)
     n = int(np.prod(xs[axis:], dtype=np.int64))
-    xf = ops.reshape(x, [*xs[:axis], n])
+    xf = ops.reshape(as_dtype(x, wide), [*xs[:axis], n])
     mean = ops.mean(xf, axis=-1)
     centered = xf - mean
     var = ops.mean(centered * centered, axis=-1)
     inv = ops.rsqrt(var + eps)
-    y = ops.reshape(centered * inv, list(xs)) * scale
+    y = ops.reshape(centered * inv, list(xs)) * as_dtype(scale, wide)
     if bias is not None:
-        y = y + bias
+        y = y + as_dtype(bias, wide)
     stat_shape = [*xs[:axis], *([1] * (r - axis))]
-    return y, ops.reshape(mean, stat_shape), ops.reshape(inv, stat_shape)
+    return (as_dtype(y, x.dtype), as_dtype(ops.reshape(mean, stat_shape), stash),
+            as_dtype(ops.reshape(inv, stat_shape), stash))
 
 
 @converter("LRN")

@@ -1,16 +1,43 @@
 """Normalizations beyond batch and layer norm: InstanceNormalization, GroupNormalization,
 RMSNormalization, LpNormalization, MeanVarianceNormalization (ONNX sections of the same
-names), and ReduceLogSumExp. Statistics are computed with MAX reductions over a flattened axis.
+names), and ReduceLogSumExp. Statistics are computed with MAX reductions over a flattened axis;
+those of float16 and bfloat16 inputs in float32 (:func:`stash_dtype`, :func:`as_dtype`), the
+result rounded once.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
+from max.dtype import DType
 from max.graph import TensorValue, ops
 
+from .. import dtypes
 from ..lower import make_constant
 from ..registry import converter
 from .reduce import reduction_setup
+
+
+def as_dtype(v: TensorValue, dtype: DType) -> TensorValue:
+    """``v`` as ``dtype`` (MAX ``ops.cast``; ``v`` itself when it has that dtype already)."""
+    return v if v.dtype == dtype else ops.cast(v, dtype)
+
+
+def stash_dtype(ctx) -> DType:
+    """The dtype of a normalization's statistics outputs (Mean, InvStdDev): the node's
+    ``stash_type`` (LayerNormalization, GroupNormalization-21, RMSNormalization-23,
+    onnxruntime's SimplifiedLayerNormalization and its LayerNormalization-1), FLOAT when absent
+    (those ops' default) or BFLOAT16, the spec's type constraint U.
+
+    The statistics are computed in ``dtypes.compute_float`` of the input's dtype whatever the
+    stash type: float32 for half-precision inputs (the default stash type, and what
+    onnxruntime's CPU kernels compute), the input's own dtype for float32 and float64 (never
+    less precise than the stash type asks). Raises ``ConversionError`` for a stash type outside
+    U."""
+    stash = int(ctx.attr("stash_type", TensorProto.FLOAT))
+    if stash not in (TensorProto.FLOAT, TensorProto.BFLOAT16):
+        raise ctx.error(f"stash_type {dtypes.onnx_type_name(stash)}; the spec allows FLOAT or BFLOAT16")
+    return dtypes.to_max(stash)
 
 
 def _normalize_last(xf: TensorValue, eps: float) -> TensorValue:
@@ -24,23 +51,29 @@ def _normalize_last(xf: TensorValue, eps: float) -> TensorValue:
 @converter("InstanceNormalization", since=1)
 def instance_norm(ctx):
     """ONNX ``InstanceNormalization``: per sample and channel over the spatial axes, then
-    ``* scale + B`` per channel (axis 1)."""
+    ``* scale + B`` per channel (axis 1). Half-precision inputs are computed in float32 and
+    rounded once."""
     x = ctx.input(0)
+    wide = dtypes.compute_float(x.dtype)
     xs = ctx.leading_dims(0)
     n, c = xs[0], xs[1]
     eps = float(ctx.attr("epsilon"))
     spatial = int(np.prod(xs[2:], dtype=np.int64))
-    y = ops.reshape(_normalize_last(ops.reshape(x, [n, c, spatial]), eps), list(xs))
+    y = ops.reshape(_normalize_last(ops.reshape(as_dtype(x, wide), [n, c, spatial]), eps), list(xs))
     shape = [c] + [1] * (len(xs) - 2)
-    return y * ops.reshape(ctx.input(1), shape) + ops.reshape(ctx.input(2), shape)
+    y = y * ops.reshape(as_dtype(ctx.input(1), wide), shape) + ops.reshape(as_dtype(ctx.input(2), wide), shape)
+    return as_dtype(y, x.dtype)
 
 
 @converter("GroupNormalization", since=18)
 def group_norm(ctx):
     """ONNX ``GroupNormalization``: ``num_groups`` groups of channels normalised together,
     then ``* scale + bias``: per group (opset 18, scale of size num_groups) or per channel
-    (opset 21, scale of size C)."""
+    (opset 21, scale of size C). Half-precision inputs are computed in float32 (opset 21's
+    default ``stash_type``) and rounded once."""
     x = ctx.input(0)
+    stash_dtype(ctx)  # only Y is an output: the stash type sets no output's dtype
+    wide = dtypes.compute_float(x.dtype)
     xs = ctx.leading_dims(0)
     n, c = xs[0], xs[1]
     g = int(ctx.attr("num_groups"))
@@ -48,29 +81,32 @@ def group_norm(ctx):
     if c % g:
         raise ctx.error(f"{c} channels do not divide into {g} groups")
     per = (c // g) * int(np.prod(xs[2:], dtype=np.int64))
-    y = _normalize_last(ops.reshape(x, [n, g, per]), eps)
-    scale, bias = ctx.input(1), ctx.input(2)
+    y = _normalize_last(ops.reshape(as_dtype(x, wide), [n, g, per]), eps)
+    scale, bias = as_dtype(ctx.input(1), wide), as_dtype(ctx.input(2), wide)
     if ctx.shape(1)[0] == g and g != c:  # opset 18: per group
         y = y * ops.reshape(scale, [g, 1]) + ops.reshape(bias, [g, 1])
-        return ops.reshape(y, list(xs))
+        return as_dtype(ops.reshape(y, list(xs)), x.dtype)
     shape = [c] + [1] * (len(xs) - 2)
-    return ops.reshape(y, list(xs)) * ops.reshape(scale, shape) + ops.reshape(bias, shape)
+    return as_dtype(ops.reshape(y, list(xs)) * ops.reshape(scale, shape) + ops.reshape(bias, shape), x.dtype)
 
 
 @converter("RMSNormalization", since=23)
 def rms_norm(ctx):
     """ONNX ``RMSNormalization`` (opset 23): ``x / sqrt(mean(x^2 over [axis, rank)) + eps)
-    * scale``, computed in the input's dtype (``stash_type`` is not honoured)."""
+    * scale``; half-precision inputs computed in float32 (the default ``stash_type``) and
+    rounded once."""
     x = ctx.input(0)
+    stash_dtype(ctx)  # only Y is an output: the stash type sets no output's dtype
+    wide = dtypes.compute_float(x.dtype)
     r = ctx.rank(0)
     axis = int(ctx.attr("axis")) % r
     xs = ctx.leading_dims(0, axis)
     eps = float(ctx.attr("epsilon"))
     n = int(np.prod(xs[axis:], dtype=np.int64))
-    xf = ops.reshape(x, [*xs[:axis], n])
+    xf = ops.reshape(as_dtype(x, wide), [*xs[:axis], n])
     ms = ops.mean(xf * xf, axis=-1)
     y = ops.reshape(xf * ops.rsqrt(ms + eps), list(xs))
-    return y * ctx.input(1)
+    return as_dtype(y * as_dtype(ctx.input(1), wide), x.dtype)
 
 
 @converter("LpNormalization", since=1)
@@ -94,8 +130,11 @@ def lp_norm(ctx):
 @converter("MeanVarianceNormalization", since=9)
 def mvn(ctx):
     """ONNX ``MeanVarianceNormalization``: ``(x - mean) / sqrt(var)`` over ``axes``
-    (default [0, 2, 3]), with the spec's epsilon 1e-9 inside the square root."""
+    (default [0, 2, 3]), with the spec's epsilon 1e-9 inside the square root. Half-precision
+    inputs are computed in float32 and rounded once."""
     x = ctx.input(0)
+    dt = x.dtype
+    x = as_dtype(x, dtypes.compute_float(dt))
     r = ctx.rank(0)
     axes = sorted({int(a) % r for a in (ctx.attr("axes") or [0, 2, 3])})
     mean = x
@@ -105,7 +144,7 @@ def mvn(ctx):
     var = c * c
     for a in axes:
         var = ops.mean(var, axis=a)
-    return c / ops.sqrt(var + 1e-9)
+    return as_dtype(c / ops.sqrt(var + 1e-9), dt)
 
 
 def _logsumexp(ctx, axes_input: bool):

@@ -7,6 +7,12 @@ which skips the reduction but keeps the op's elementwise parts (ReduceSumSquare 
 MAX reductions take one axis and keep it, so several axes are reduced one after another and
 dropped with one reshape when ``keepdims=0``. Reducing over an empty axis gives the
 reduction's identity (0, 1, -inf or +inf; 0 for ReduceMean, as onnxruntime does).
+
+The sums (ReduceSum, ReduceMean, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum) of float16
+and bfloat16 are computed in float32 and rounded once (numpy computes a float16 mean so too):
+MAX 26.7 fused a float16 LayerNorm written out with ReduceMean into its LayerNorm kernel, whose
+compile then failed (a float16 epsilon where the kernel takes a float32). MAX's own float16
+sums were as close to the correctly rounded ones (4096 values).
 """
 
 from __future__ import annotations
@@ -63,7 +69,9 @@ def reduction_setup(ctx, axes_input: bool, empty: float):
     return x, xs, keep, axes, None
 
 
-def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0):
+def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.0, wide=False):
+    """``post(reduce(pre(x)))`` over the node's axes; with ``wide``, float16 and bfloat16 ``x``
+    in float32, rounded once at the end."""
     x, xs, keep, axes, done = reduction_setup(ctx, axes_input, empty)
     if axes is None:
         # noop_with_empty_axes with no axes: only the reduction is skipped; the elementwise
@@ -74,12 +82,17 @@ def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.
         return post(x) if post is not None else x
     if done is not None:
         return done
+    dt = x.dtype
+    if wide and dt in dtypes.MAX_HALF_FLOATS:
+        x = ops.cast(x, DType.float32)
     if pre is not None:
         x = pre(x)
     for a in axes:
         x = reduce(x, a)
     if post is not None:
         x = post(x)
+    if x.dtype != dt:
+        x = ops.cast(x, dt)
     if not keep:
         x = ops.reshape(x, [d for i, d in enumerate(xs) if i not in axes])
     return x
@@ -143,12 +156,12 @@ def _prod(x, a):
     return ops.prod(x, axis=a)
 
 
-_register("ReduceSum", 13, "sum (MAX ops.sum)", reduce=_sum)
-_register("ReduceMean", 18, "mean (MAX ops.mean)", reduce=_mean)
+_register("ReduceSum", 13, "sum (MAX ops.sum)", reduce=_sum, wide=True)
+_register("ReduceMean", 18, "mean (MAX ops.mean)", reduce=_mean, wide=True)
 _register("ReduceMax", 18, "max (MAX ops.max; -inf where all values are -inf)", reduce=_max, empty=-np.inf)
 _register("ReduceMin", 18, "min (MAX ops.min; +inf where all values are +inf)", reduce=_min, empty=np.inf)
 _register("ReduceProd", 18, "product (MAX ops.prod)", reduce=_prod, empty=1.0)
-_register("ReduceL1", 18, "sum of |x|", pre=ops.abs, reduce=_sum)
-_register("ReduceL2", 18, "sqrt of the sum of squares", pre=lambda x: x * x, reduce=_sum, post=ops.sqrt)
-_register("ReduceSumSquare", 18, "sum of squares", pre=lambda x: x * x, reduce=_sum)
-_register("ReduceLogSum", 18, "log of the sum", reduce=_sum, post=ops.log, empty=-np.inf)
+_register("ReduceL1", 18, "sum of |x|", pre=ops.abs, reduce=_sum, wide=True)
+_register("ReduceL2", 18, "sqrt of the sum of squares", pre=lambda x: x * x, reduce=_sum, post=ops.sqrt, wide=True)
+_register("ReduceSumSquare", 18, "sum of squares", pre=lambda x: x * x, reduce=_sum, wide=True)
+_register("ReduceLogSum", 18, "log of the sum", reduce=_sum, post=ops.log, empty=-np.inf, wide=True)
