@@ -131,3 +131,29 @@ def test_onnxruntime_op_without_its_domain_imported_is_refused():
 
     with pytest.raises(InvalidModelError, match="com.microsoft"):
         load_model(_ms_model("QuickGelu", {}, opset_ms=False))
+
+
+def _half_layer_norm(**attrs):
+    vi = helper.make_tensor_value_info
+    g = helper.make_graph(
+        [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y", "mean", "inv"], name="ln", **attrs)], "ln",
+        [vi("x", TensorProto.FLOAT16, [2, 3, 8])], [vi("y", TensorProto.FLOAT16, None), vi("mean", 0, None),
+                                                    vi("inv", 0, None)],
+        initializer=[numpy_helper.from_array(np.ones(8, np.float16), n) for n in "sb"])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("stash", [None, TensorProto.FLOAT, TensorProto.BFLOAT16])
+def test_layer_norm_statistics_have_the_stash_type(stash):
+    """LayerNormalization's Mean and InvStdDev are of its ``stash_type`` (FLOAT by default), not
+    of the float16 input: the lowering checks each output's dtype against shape inference."""
+    m = _half_layer_norm(**({} if stash is None else {"stash_type": stash}))
+    p = prepare(m, "ln")
+    assert p.types["mean"][0] == p.types["inv"][0] == (stash or TensorProto.FLOAT)
+    lower_graph(p, DeviceRef.CPU(), "g0", "g0_", module=Module())
+
+
+def test_layer_norm_stash_type_outside_the_spec_is_refused():
+    with pytest.raises(ConversionError, match=r"LayerNormalization node 'ln' .*stash_type FLOAT16; the spec "
+                                              r"allows FLOAT or BFLOAT16"):
+        _lower(_half_layer_norm(stash_type=TensorProto.FLOAT16))
