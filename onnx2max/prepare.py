@@ -537,7 +537,8 @@ def _infer(
         if inferred is None:
             msg = str(e).strip().splitlines()
             raise InvalidModelError(
-                f"{source}: ONNX shape inference failed with the given input shapes: "
+                f"{source}: ONNX shape inference failed for the given input shapes and the types "
+                "the model declares: "
                 + (msg[0] if msg else repr(e))
             ) from e
     types = {}
