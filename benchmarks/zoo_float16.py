@@ -3,8 +3,10 @@
 Each model of ``models/zoo.py`` named is made float16 with ``Module.half()`` (its inputs too,
 where they are floats) and exported by ``torch.onnx.export`` at each opset asked for: below
 opset 17 torch writes LayerNorm out as ReduceMean, Sub, Pow, Sqrt and Div; from 17 on it
-writes ``LayerNormalization``. Each file is converted cold (``cache_dir=False``), run once,
-and compared with onnxruntime on the same float16 model and with the float32 torch module.
+writes ``LayerNormalization``. Each file is converted without onnx2max's compile cache
+(``cache_dir=False``; MAX's own cache may still hold a compile of the same graph, so the
+seconds are not a cold compile's), run once, and compared with onnxruntime on the same float16
+model and with the float32 torch module (its float32 weights).
 
 Usage::
 
@@ -56,7 +58,8 @@ def run_one(name: str, opset: int, folder: Path) -> dict:
     path = folder / f"{name}_float16_opset{opset}.onnx"
     with torch.no_grad():
         want32 = module.float()(*example).numpy()
-        torch.onnx.export(module.half(), half, str(path), opset_version=opset, dynamo=False)
+    # not under no_grad: there nn.TransformerEncoder takes a fused path that has no ONNX export
+    torch.onnx.export(module.half(), half, str(path), opset_version=opset, dynamo=False)
     feeds = {i.name: e.numpy() for i, e in zip(onnx.load(str(path)).graph.input, half)}
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     rec = {"model": name, "opset": opset, "max_abs_value": float(np.abs(want32).max()),
