@@ -54,7 +54,7 @@ def _attention(ctx):
     out_dt = q.dtype
     # half inputs are computed in float32 and rounded once at the end, as onnxruntime's CPU
     # Attention does (the suite's float16 cases match that to 1e-3; in float16 they did not)
-    dt = DType.float32 if out_dt in dtypes.MAX_HALF_FLOATS else out_dt
+    dt = dtypes.compute_float(out_dt)
     rank = len(qs)
     qh, kvh = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
     if rank == 3:
