@@ -168,7 +168,7 @@ def fused_conv(ctx):
 
 
 # ------------------------------------------------------------------ normalizations
-def _skip_sum(ctx, bias_input: int) -> tuple[TensorValue, object]:
+def _skip_sum(ctx, bias_input: int) -> tuple[TensorValue, DType]:
     """``input + skip (+ bias)`` of the Skip*LayerNormalization ops, in
     ``dtypes.compute_float`` of the input's dtype (float32 for half precision, unrounded, as
     onnxruntime's CPU kernels normalise it), and the input's dtype."""
