@@ -159,6 +159,11 @@ def static_shape(x: TensorValue) -> tuple[int, ...]:
     return dims
 
 
+def as_dtype(v: TensorValue, dtype: DType) -> TensorValue:
+    """``v`` as ``dtype`` (MAX ``ops.cast``; ``v`` itself when it has that dtype already)."""
+    return v if v.dtype == dtype else ops.cast(v, dtype)
+
+
 def make_constant(value, device: DeviceRef, dtype: DType | None = None) -> TensorValue:
     """``ops.constant`` of ``value`` (converted to ``dtype``), keeping 0-d values 0-d (MAX 26.7's
     ``ops.constant`` makes a 0-d array shape [1])."""

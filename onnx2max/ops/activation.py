@@ -12,7 +12,7 @@ from max.dtype import DType
 from max.graph import TensorValue, ops
 
 from .. import dtypes
-from ..lower import make_constant
+from ..lower import as_dtype, make_constant
 from ..registry import converter
 from .elementwise import unary
 
@@ -204,11 +204,10 @@ def mean(ctx):
     xs = [t for t in ctx.inputs() if t is not None]
     dt = xs[0].dtype
     wide = dtypes.compute_float(dt)
-    acc = xs[0] if wide == dt else ops.cast(xs[0], wide)
+    acc = as_dtype(xs[0], wide)
     for t in xs[1:]:
-        acc = acc + (t if wide == dt else ops.cast(t, wide))
-    y = acc / _c(acc, float(len(xs)))
-    return y if wide == dt else ops.cast(y, dt)
+        acc = acc + as_dtype(t, wide)
+    return as_dtype(acc / _c(acc, float(len(xs))), dt)
 
 
 @_act("Swish", since=24)

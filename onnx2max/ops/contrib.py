@@ -29,11 +29,12 @@ from max.graph import TensorValue, ops
 
 from .. import dtypes
 from ..layout import ChannelsLast
+from ..lower import as_dtype
 from ..registry import converter
 from .activation import _c
 from .matmul import batched_matmul, gemm
 from .nn import conv, layer_norm
-from .norm import as_dtype, stash_dtype
+from .norm import stash_dtype
 
 MS = "com.microsoft"
 
@@ -171,7 +172,7 @@ def fused_conv(ctx):
 def _skip_sum(ctx, bias_input: int) -> tuple[TensorValue, DType]:
     """``input + skip (+ bias)`` of the Skip*LayerNormalization ops, in
     ``dtypes.compute_float`` of the input's dtype (float32 for half precision, unrounded, as
-    onnxruntime's CPU kernels normalise it), and the input's dtype."""
+    onnxruntime's CPU float16 results match), and the input's dtype."""
     dt = ctx.input(0).dtype
     wide = dtypes.compute_float(dt)
     s = as_dtype(ctx.input(0), wide) + as_dtype(ctx.input(1), wide)
@@ -185,8 +186,8 @@ def skip_layer_norm(ctx):
     """``com.microsoft.SkipLayerNormalization``: ``s = input + skip (+ bias)``, then LayerNorm
     over the last axis with ``gamma`` (and ``beta``), ``epsilon``. Outputs: the result, the mean
     and inverse standard deviation (shape ``(..., 1)``, float32: the schema's type U), and
-    ``s``. Half-precision inputs are summed and normalised in float32 and rounded once, as
-    onnxruntime's CPU kernel does."""
+    ``s``. Half-precision inputs are summed and normalised in float32 and rounded once
+    (onnxruntime's CPU float16 result is the same in the suite's case)."""
     sf, dt = _skip_sum(ctx, 4)
     wide = sf.dtype
     eps = float(ctx.attr("epsilon", 1e-12))

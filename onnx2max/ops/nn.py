@@ -12,9 +12,9 @@ from max.graph.type import FilterLayout
 from .. import dtypes
 from ..errors import RUN_CHECK
 from ..layout import ChannelsLast
-from ..lower import dims_of, pointwise_matmul
+from ..lower import as_dtype, dims_of, pointwise_matmul
 from .matmul import matmul_by_constant
-from .norm import as_dtype, stash_dtype
+from .norm import stash_dtype
 from .shape import _prod
 from ..prepare import ceil_pool_lengths
 from ..registry import converter

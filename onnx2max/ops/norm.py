@@ -1,7 +1,7 @@
 """Normalizations beyond batch and layer norm: InstanceNormalization, GroupNormalization,
 RMSNormalization, LpNormalization, MeanVarianceNormalization (ONNX sections of the same
 names), and ReduceLogSumExp. Statistics are computed with MAX reductions over a flattened axis;
-those of float16 and bfloat16 inputs in float32 (:func:`stash_dtype`, :func:`as_dtype`), the
+those of float16 and bfloat16 inputs in float32 (:func:`stash_dtype`), the
 result rounded once.
 """
 
@@ -13,14 +13,9 @@ from max.dtype import DType
 from max.graph import TensorValue, ops
 
 from .. import dtypes
-from ..lower import make_constant
+from ..lower import as_dtype, make_constant
 from ..registry import converter
 from .reduce import reduction_setup
-
-
-def as_dtype(v: TensorValue, dtype: DType) -> TensorValue:
-    """``v`` as ``dtype`` (MAX ``ops.cast``; ``v`` itself when it has that dtype already)."""
-    return v if v.dtype == dtype else ops.cast(v, dtype)
 
 
 def stash_dtype(ctx) -> DType:
@@ -30,8 +25,8 @@ def stash_dtype(ctx) -> DType:
     (those ops' default) or BFLOAT16, the spec's type constraint U.
 
     The statistics are computed in ``dtypes.compute_float`` of the input's dtype whatever the
-    stash type: float32 for half-precision inputs (the default stash type, and what
-    onnxruntime's CPU kernels compute), the input's own dtype for float32 and float64 (never
+    stash type: float32 for half-precision inputs (the default stash type; onnxruntime's CPU
+    float16 results equal that, rounded once, in the suite's cases), the input's own dtype for float32 and float64 (never
     less precise than the stash type asks). Raises ``ConversionError`` for a stash type outside
     U."""
     stash = int(ctx.attr("stash_type", TensorProto.FLOAT))

@@ -22,7 +22,7 @@ from max.dtype import DType
 from max.graph import TensorValue, ops
 
 from .. import dtypes
-from ..lower import make_constant
+from ..lower import as_dtype, make_constant
 from ..registry import converter
 
 
@@ -83,16 +83,15 @@ def _reduce(ctx, axes_input: bool, pre=None, reduce=ops.sum, post=None, empty=0.
     if done is not None:
         return done
     dt = x.dtype
-    if wide and dt in dtypes.MAX_HALF_FLOATS:
-        x = ops.cast(x, DType.float32)
+    if wide:
+        x = as_dtype(x, dtypes.compute_float(dt))
     if pre is not None:
         x = pre(x)
     for a in axes:
         x = reduce(x, a)
     if post is not None:
         x = post(x)
-    if x.dtype != dt:
-        x = ops.cast(x, dt)
+    x = as_dtype(x, dt)
     if not keep:
         x = ops.reshape(x, [d for i, d in enumerate(xs) if i not in axes])
     return x
